@@ -1,0 +1,49 @@
+# cryolab — the two set-up commands are `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test lint typecheck unit lab bench install lock clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Installs the pinned development environment and cryolab itself (editable).
+$(STAMP): $(PY) pyproject.toml requirements/dev.lock
+	$(PY) -m pip install --quiet -r requirements/dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/cryolab demo --path demo-project
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+lab: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[jupyter]"
+	$(VENV)/bin/jupyter lab
+
+# Regenerates the lockfile from pyproject.toml (needs `uv`).
+lock:
+	uv pip compile pyproject.toml --extra dev --python-version 3.10 -o requirements/dev.lock --no-header
+
+clean:
+	rm -rf $(VENV) demo-project build src/*.egg-info

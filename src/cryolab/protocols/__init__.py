@@ -1,0 +1,19 @@
+"""The built-in protocols, registered through the ``cryolab.plugins`` entry point like any plugin.
+
+Only names and import targets are listed here, so discovery imports no protocol code.
+"""
+
+from cryolab._version import __version__
+from cryolab.core.plugins import Plugin
+
+plugin = Plugin(
+    name="cryolab",
+    version=__version__,
+    protocols={
+        "sets.import_table": "cryolab.protocols.sets.import_table:ImportTable",
+        "sets.subset": "cryolab.protocols.sets.subset:Subset",
+        "sets.merge": "cryolab.protocols.sets.merge:Merge",
+        "sets.split": "cryolab.protocols.sets.split:Split",
+        "sets.join": "cryolab.protocols.sets.join:Join",
+    },
+)

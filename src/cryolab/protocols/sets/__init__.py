@@ -1,0 +1,1 @@
+"""Generic set operations: import a table, subset, merge, split, join."""

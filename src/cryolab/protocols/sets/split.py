@@ -1,0 +1,37 @@
+"""``sets.split``: cut a set into N parts, in order or at random (e.g. gold-standard halves)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from cryolab.core.params import ChoiceParam, InputParam, IntParam
+from cryolab.core.protocol import Output, Protocol, Step, StepContext
+from cryolab.core.sets import Set
+
+
+class Split(Protocol):
+    """Split a set into parts ``part1`` … ``partN``; random splits are reproducible by seed."""
+
+    name = "sets.split"
+    label = "Split set"
+    source = InputParam(Set, label="Input set")
+    parts = IntParam(default=2, min=2, max=1000, help="How many parts to make.")
+    order = ChoiceParam(["random", "sequential"], default="random",
+                        help="Shuffle before cutting (seeded by the run's seed), or keep order.")
+
+    def declared_outputs(self) -> dict[str, Output]:
+        parts = self.values["parts"]
+        count = parts if isinstance(parts, int) and 2 <= parts <= 1000 else 2
+        return {f"part{i + 1}": Output(like="source") for i in range(count)}
+
+    def plan(self) -> Iterator[Step]:
+        yield Step("split", "split")
+
+    def split(self, ctx: StepContext) -> None:
+        """Cut the input and write each part."""
+        source: Set = ctx.input("source")
+        pieces = source.split(self.values["parts"], randomize=self.values["order"] == "random",
+                              seed=ctx.seed)
+        for index, piece in enumerate(pieces):
+            ctx.update_properties(f"part{index + 1}", **source.properties)
+            ctx.append(f"part{index + 1}", piece)
