@@ -27,7 +27,7 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         protocol TEXT NOT NULL,
         label TEXT NOT NULL DEFAULT '',
         comment TEXT NOT NULL DEFAULT '',

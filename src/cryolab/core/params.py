@@ -239,7 +239,8 @@ class _Number(Param):
         try:
             return self.python_type(float(text) if self.python_type is int else text)
         except ValueError:
-            raise ValueError(f"parameter {self.name!r}: {text!r} is not a {self.kind}") from None
+            noun = "an integer" if self.python_type is int else "a number"
+            raise ValueError(f"parameter {self.name!r}: {text!r} is not {noun}") from None
 
     def _extra(self) -> dict[str, Any]:
         return {"min": self.min, "max": self.max}

@@ -117,17 +117,37 @@ class Project:
     def save(self, protocol: str, *, label: str = "", comment: str = "", seed: int | None = None,
              executor: str = "local", cores: int | None = None, **params: Any) -> Run:
         """Create a run without launching it (status ``saved``); see :meth:`run`."""
+        with database.transaction(self.db):
+            run_id = self.create_run(protocol, params, label=label, comment=comment, seed=seed,
+                                     executor={"name": executor, "cores": cores})
+        self.make_folders([run_id])
+        return Run(self, run_id)
+
+    def create_run(self, protocol: str, params: Mapping[str, Any], *, label: str = "",
+                   comment: str = "", seed: int | None = None,
+                   executor: Mapping[str, Any] | None = None,
+                   origin: Mapping[str, Any] | None = None) -> int:
+        """Validate and insert a saved run; call inside :func:`database.transaction`.
+
+        Several calls in one transaction create several runs all-or-nothing (copies of a
+        subgraph, template imports); the caller then calls :meth:`make_folders`.
+        """
         cls = registry.get(protocol)
         values = {k: as_reference(v) for k, v in params.items()}
         instance = self.validate(cls, values)
-        if executor not in ("local", "sync"):
-            raise ParameterError([Issue("executor", f"{executor!r} is not 'local' or 'sync'")])
+        executor = dict(executor or {"name": "local", "cores": None})
+        if executor.get("name") not in ("local", "sync"):
+            raise ParameterError([Issue("executor",
+                                        f"{executor.get('name')!r} is not 'local' or 'sync'")])
         run_seed = int(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
         outputs = self._resolve_outputs(instance)
-        with database.transaction(self.db):
-            run_id = self._insert_run(instance, label, comment, run_seed,
-                                      {"name": executor, "cores": cores}, outputs)
-        return Run(self, run_id)
+        return self._insert_run(instance, label, comment, run_seed, executor, outputs,
+                                origin=origin)
+
+    def make_folders(self, run_ids: Sequence[int]) -> None:
+        """Create the folders of newly committed runs."""
+        for run_id in run_ids:
+            (self.path / self._run_row(run_id)["folder"]).mkdir(parents=True, exist_ok=True)
 
     def validate(self, cls: type[Protocol], values: Mapping[str, Any]) -> Protocol:
         """Instantiate and validate a protocol against this project; raise on any issue."""
@@ -216,7 +236,6 @@ class Project:
             self.db.execute("INSERT INTO outputs(run_id, name, types, path) VALUES (?, ?, ?, ?)",
                             (run_id, name, json.dumps(chain), f"{folder}/outputs/{name}"))
         database.add_event(self.db, run_id, "created", protocol=instance.name)
-        (self.path / folder).mkdir(parents=True, exist_ok=True)
         return run_id
 
     def launch(self, run_id: int) -> Run:
@@ -230,6 +249,7 @@ class Project:
         database.set_status(self.db, run_id, "launched", pid=None, pid_start=None, error=None,
                             finished=None)
         folder = self.path / row["folder"]
+        folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "run.log", "ab") as log_file:
             try:
                 process = subprocess.Popen(

@@ -1,0 +1,246 @@
+"""The ``cryolab`` command line.
+
+Users' scripts rely on these command names: add new ones, never rename them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from cryolab.core.errors import CryolabError, ParameterError
+from cryolab.core.params import Issue
+from cryolab.core.plugins import registry
+from cryolab.core.project import Project, open_project
+
+
+def _project(path: str) -> Project:
+    return open_project(path, create=False)
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+def parse_assignments(protocol: str, assignments: Sequence[str]) -> dict[str, Any]:
+    """Turn ``name=value`` words into typed parameter values of ``protocol``."""
+    params = registry.get(protocol).params()
+    values: dict[str, Any] = {}
+    issues: list[Issue] = []
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep:
+            issues.append(Issue(name, f"expected name=value, got {assignment!r}"))
+        elif name not in params:
+            issues.append(Issue(name, f"{protocol} has no such parameter; it has "
+                                      f"{sorted(params)}"))
+        else:
+            try:
+                values[name] = params[name].parse(text)
+            except ValueError as exc:
+                issues.append(Issue(name, str(exc).split(": ", 1)[-1]))
+    if issues:
+        raise ParameterError(issues)
+    return values
+
+
+def _run_info(project: Project, run_id: int) -> dict[str, Any]:
+    run = project.get_run(run_id)
+    return {"id": run.id, "protocol": run.protocol, "label": run.label, "status": run.status,
+            "error": run.error, "params": run.params, "folder": str(run.folder),
+            "outputs": {k: {"ref": str(v), "type": v.types[0], "count": v.count,
+                            "state": v.state} for k, v in run.out.items()},
+            "steps": {s: sum(1 for x in run.steps() if x["status"] == s)
+                      for s in ("pending", "running", "done", "failed")}}
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    project = Project.create(args.path)
+    print(f"created project {project.path}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = _project(args.path).info()
+    status = ", ".join(f"{v} {k}" for k, v in sorted(info["status"].items())) or "no runs"
+    _emit(info, args.json, f"{info['path']}: {info['runs']} runs ({status}), "
+                           f"schema {info['schema_version']}")
+    return 0
+
+
+def cmd_protocols(args: argparse.Namespace) -> int:
+    entries = registry.check_all()
+    if args.json:
+        _emit({n: {"plugin": e.plugin, "available": e.available, "error": e.error}
+               for n, e in entries.items()}, True, "")
+        return 0
+    for name, entry in entries.items():
+        if entry.available:
+            doc = (registry.get(name).__doc__ or "").strip().splitlines()
+            print(f"{name:28s} {doc[0] if doc else ''}")
+        else:
+            print(f"{name:28s} UNAVAILABLE ({entry.plugin}): {entry.error}")
+    for name, plugin in registry.plugins().items():
+        if plugin.error:
+            print(f"plugin {name} ({plugin.target}) UNAVAILABLE: {plugin.error}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    project = _project(args.path)
+    values = parse_assignments(args.protocol, args.params)
+    run = project.run(args.protocol, label=args.label, executor=args.executor,
+                      cores=args.cores, seed=args.seed, **values)
+    if args.wait:
+        run.wait(check=False)
+    info = _run_info(project, run.id)
+    _emit(info, args.json, f"run {run.id} {run.protocol}: {info['status']}"
+          + (f" ({info['error']})" if info["error"] else ""))
+    return 1 if args.wait and info["status"] != "finished" else 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    project = _project(args.path)
+    run = project.launch(int(args.run))
+    if args.wait:
+        run.wait(check=False)
+    print(f"run {run.id} {run.protocol}: {run.status}")
+    return 0 if not args.wait or run.status == "finished" else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    project = _project(args.path)
+    info = _run_info(project, int(args.run))
+    outputs = ", ".join(f"{k} ({v['count']} {v['type']}, {v['state']})"
+                        for k, v in info["outputs"].items())
+    steps = info["steps"]
+    _emit(info, args.json,
+          f"run {info['id']} {info['protocol']}: {info['status']}"
+          + (f" ({info['error']})" if info["error"] else "")
+          + f"\n  steps: {steps['done']} done, {steps['failed']} failed, "
+            f"{steps['running']} running, {steps['pending']} pending\n  outputs: {outputs}")
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    print(_project(args.path).get_run(int(args.run)).log(tail=args.tail), end="")
+    return 0
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    run = _project(args.path).get_run(int(args.run))
+    run.abort()
+    print(f"run {run.id}: {run.status}")
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    graph = _project(args.path).run_graph()
+    if args.json:
+        _emit(graph, True, "")
+        return 0
+    inputs: dict[int, list[str]] = {}
+    for edge in graph["edges"]:
+        inputs.setdefault(edge["target"], []).append(f"{edge['source']}.{edge['output']}")
+    for node in graph["nodes"]:
+        outs = ", ".join(f"{o['name']} ({o['count']})" for o in node["outputs"])
+        src = ", ".join(inputs.get(node["id"], [])) or "-"
+        print(f"{node['id']:4d} {node['protocol']:22s} [{node['status']}] "
+              f"<- {src}  -> {outs}{'  ' + node['label'] if node['label'] else ''}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    dynamic = dict(item.split("=", 1) for item in args.dynamic)
+    runs = [int(r) for r in args.runs.split(",")] if args.runs else None
+    document = _project(args.path).export_workflow(args.output, runs, dynamic)
+    print(f"exported {len(document['runs'])} runs to {args.output}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    values = {}
+    for item in args.set:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ParameterError([Issue(name, f"--set needs name=value, got {item!r}")])
+        values[name] = text
+    runs = _project(args.path).import_workflow(args.file, values, launch=args.launch)
+    print(f"imported {len(runs)} runs: {', '.join(str(r.id) for r in runs)}"
+          + (" (launched)" if args.launch else " (saved; launch with 'cryolab restart')"))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cryolab.demo import main as demo
+
+    return demo(args.path, rows=args.rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``cryolab`` command."""
+    parser = argparse.ArgumentParser(prog="cryolab", description="cryolab workflow engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Any, help: str, path: bool = True) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help, description=help)
+        if path:
+            command.add_argument("path", help="project folder")
+        command.set_defaults(func=func)
+        return command
+
+    add("new", cmd_new, "create a project")
+    add("info", cmd_info, "show a project's facts").add_argument("--json", action="store_true")
+    add("protocols", cmd_protocols, "list the installed protocols", path=False).add_argument(
+        "--json", action="store_true")
+    run = add("run", cmd_run, "create and launch a run (inputs as RUNID.output)")
+    run.add_argument("protocol")
+    run.add_argument("params", nargs="*", metavar="name=value")
+    run.add_argument("--wait", action="store_true", help="wait until the run ends")
+    run.add_argument("--json", action="store_true")
+    run.add_argument("--label", default="")
+    run.add_argument("--executor", choices=["local", "sync"], default="local")
+    run.add_argument("--cores", type=int, default=None)
+    run.add_argument("--seed", type=int, default=None)
+    restart = add("restart", cmd_restart, "launch a saved run, or resume a failed/aborted one")
+    restart.add_argument("run")
+    restart.add_argument("--wait", action="store_true")
+    status = add("status", cmd_status, "show a run's status, steps and outputs")
+    status.add_argument("run")
+    status.add_argument("--json", action="store_true")
+    log = add("log", cmd_log, "print a run's log")
+    log.add_argument("run")
+    log.add_argument("--tail", type=int, default=None)
+    add("abort", cmd_abort, "stop a run").add_argument("run")
+    add("graph", cmd_graph, "show the run graph").add_argument("--json", action="store_true")
+    export = add("export", cmd_export, "export runs as a workflow template (JSON)")
+    export.add_argument("-o", "--output", required=True)
+    export.add_argument("--runs", default="", help="comma-separated run ids (default: all)")
+    export.add_argument("--dynamic", action="append", default=[], metavar="RUN.param=name",
+                        help="make a value a dynamic parameter asked for at import")
+    imp = add("import", cmd_import, "import a workflow template as new runs")
+    imp.add_argument("file")
+    imp.add_argument("--set", action="append", default=[], metavar="name=value")
+    imp.add_argument("--launch", action="store_true", help="launch the imported runs")
+    demo = add("demo", cmd_demo, "run the demonstration workflow", path=False)
+    demo.add_argument("--path", default="demo-project")
+    demo.add_argument("--rows", type=int, default=200_000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cryolab`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except CryolabError as exc:
+        print(f"cryolab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
