@@ -67,7 +67,7 @@ def main(path: str = "demo-project", rows: int = 200_000) -> int:
                        where="ctf.defocus_u < 30000 and score > 0.15", label="good particles")
     halves = project.run("sets.split", source=good.out.subset, parts=2, seed=1,
                          label="gold-standard halves")
-    joined = project.run("sets.join", source=good.out.subset, other=classes.out.rows,
+    project.run("sets.join", source=good.out.subset, other=classes.out.rows,
                          how="inner", label="classified good particles")
     merged = project.run("sets.merge", sets=[halves.out.part1, halves.out.part2],
                          label="halves merged")

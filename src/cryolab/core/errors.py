@@ -7,6 +7,10 @@ catch one type. Messages name the thing at fault (the parameter, the file, the r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryolab.core.params import Issue
 
 
 class CryolabError(Exception):
@@ -40,7 +44,7 @@ class ParameterError(CryolabError, ValueError):
         The validation issues, each naming its parameter.
     """
 
-    def __init__(self, issues: Sequence[object]) -> None:
+    def __init__(self, issues: Sequence[Issue]) -> None:
         self.issues = list(issues)
         text = "; ".join(str(issue) for issue in self.issues) or "invalid parameters"
         super().__init__(text)

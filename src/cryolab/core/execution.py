@@ -8,6 +8,9 @@ input and output set folders) and :func:`execute_step` calls the step's protocol
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +80,9 @@ def output_writer(loaded: LoadedRun, name: str) -> SetWriter:
 
 def _load_input(loaded: LoadedRun, param: str) -> Set | list[Set]:
     value = loaded.protocol.values.get(param)
-    refs = value if isinstance(value, list) else [value]
+    if not value:
+        raise KeyError(f"input {param!r} of {loaded.protocol.name} was given no value")
+    refs: list[str] = value if isinstance(value, list) else [value]
     sets = []
     for ref in refs:
         run_id, output = split_reference(ref)
@@ -98,3 +103,17 @@ def execute_step(folder: Path, run_id: int, step: Step) -> None:
     if method is None or step.func.startswith("_"):
         raise AttributeError(f"{loaded.protocol.name} has no step method {step.func!r}")
     method(context, **step.args)
+
+
+_connections: dict[tuple[int, str], sqlite3.Connection] = {}
+
+
+def record_step_done(folder: Path, run_id: int, step_id: str) -> None:
+    """Persist that a step finished, from the process that ran it (one connection per process)."""
+    key = (os.getpid(), str(folder))
+    connection = _connections.get(key)
+    if connection is None:
+        connection = _connections[key] = database.connect(folder)
+    connection.execute(
+        "UPDATE steps SET status = 'done', finished = ?, error = NULL "
+        "WHERE run_id = ? AND step_id = ?", (time.time(), run_id, step_id))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
@@ -91,11 +93,24 @@ class SynchronousExecutor(Executor):
             finished.add(step.id)
 
 
-def _run_in_worker(work: StepWork, step: Step) -> None:
-    threads = str(max(1, step.threads))
+def _run_batch(work: StepWork, steps: Sequence[Step]) -> list[tuple[str, str | None, float]]:
+    """Run steps one after the other in a worker; stop at the first failure.
+
+    Returns ``(step id, error or None, seconds)`` for each step that ran.
+    """
+    threads = str(max(1, max(step.threads for step in steps)))
     for variable in _THREAD_VARIABLES:
         os.environ[variable] = threads
-    work(step)
+    results: list[tuple[str, str | None, float]] = []
+    for step in steps:
+        start = time.perf_counter()
+        try:
+            work(step)
+        except Exception as exc:
+            results.append((step.id, f"{type(exc).__name__}: {exc}", time.perf_counter() - start))
+            break
+        results.append((step.id, None, time.perf_counter() - start))
+    return results
 
 
 class LocalExecutor(Executor):
@@ -106,53 +121,71 @@ class LocalExecutor(Executor):
     cores
         Cores the run may use; a step declaring ``threads=t`` takes ``t`` of them (a step
         asking for more than ``cores`` runs alone).
+    batch_seconds
+        Steps shorter than this are sent to workers in batches taking about this long, so that
+        thousands of tiny steps do not each pay an inter-process round trip. A step's work
+        function records its own completion, so batching does not delay what a resumed run
+        knows to be done.
     """
 
     name = "local"
 
-    def __init__(self, cores: int | None = None) -> None:
+    def __init__(self, cores: int | None = None, batch_seconds: float = 0.05) -> None:
         self.cores = max(1, cores or os.cpu_count() or 1)
+        self.batch_seconds = batch_seconds
 
     def execute(self, steps: Sequence[Step], work: StepWork, *, done: Collection[str] = (),
                 on_start: StepHook = _noop, on_done: StepDoneHook = _noop) -> None:
         check_plan(steps, done)
-        finished = set(done)
-        pending = [s for s in steps if s.id not in finished]
-        if not pending:
+        by_id = {s.id: s for s in steps}
+        waiting = {s.id: len(set(s.deps) - set(done)) for s in steps if s.id not in done}
+        dependents: dict[str, list[str]] = {}
+        for step in steps:
+            for dep in set(step.deps) - set(done):
+                dependents.setdefault(dep, []).append(step.id)
+        ready = deque(by_id[i] for i in by_id if waiting.get(i) == 0)
+        if not waiting:
             return
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        running: dict[Future[None], Step] = {}
+        running: dict[Future[list[tuple[str, str | None, float]]], tuple[list[Step], int]] = {}
         used = 0
         failure: tuple[Step, str] | None = None
+        timing = [0.0, 0]  # seconds and count of finished steps, to size batches
         with ProcessPoolExecutor(max_workers=self.cores, mp_context=context) as pool:
             try:
-                while pending or running:
-                    if failure is None:
-                        for step in list(pending):
-                            if not finished.issuperset(step.deps):
-                                continue
-                            need = min(max(1, step.threads), self.cores)
-                            if running and used + need > self.cores:
-                                continue
-                            pending.remove(step)
+                while ready or running:
+                    while failure is None and ready:
+                        need = min(max(1, ready[0].threads), self.cores)
+                        if running and used + need > self.cores:
+                            break
+                        batch = self._take_batch(ready, timing)
+                        for step in batch:
                             on_start(step)
-                            running[pool.submit(_run_in_worker, work, step)] = step
-                            used += need
+                        running[pool.submit(_run_batch, work, batch)] = (batch, need)
+                        used += need
                     if not running:
                         break
                     completed, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in completed:
-                        step = running.pop(future)
-                        used -= min(max(1, step.threads), self.cores)
+                        batch, need = running.pop(future)
+                        used -= need
                         error = future.exception()
-                        if error is None:
-                            finished.add(step.id)
-                            on_done(step, None)
-                        else:
-                            message = f"{type(error).__name__}: {error}"
-                            on_done(step, message)
-                            failure = failure or (step, message)
+                        results = future.result() if error is None else [
+                            (batch[0].id, f"{type(error).__name__}: {error}", 0.0)]
+                        reported = {step_id for step_id, _, _ in results}
+                        for step_id, message, seconds in results:
+                            on_done(by_id[step_id], message)
+                            timing[0] += seconds
+                            timing[1] += 1
+                            if message is not None:
+                                failure = failure or (by_id[step_id], message)
+                                continue
+                            for follower in dependents.get(step_id, []):
+                                waiting[follower] -= 1
+                                if waiting[follower] == 0:
+                                    ready.append(by_id[follower])
+                        ready.extendleft(reversed([s for s in batch if s.id not in reported]))
             except BaseException:
                 for future in running:
                     future.cancel()
@@ -160,6 +193,19 @@ class LocalExecutor(Executor):
                 raise
         if failure is not None:
             raise StepError(failure[0].id, failure[1])
+
+    def _take_batch(self, ready: deque[Step], timing: list[float]) -> list[Step]:
+        """The next steps to send to one worker: one, or many when steps are short."""
+        size = 1
+        if timing[1] >= self.cores:
+            mean = timing[0] / timing[1]
+            size = int(self.batch_seconds / mean) if mean > 0 else 256
+            size = max(1, min(size, 256, -(-len(ready) // self.cores)))
+        threads = ready[0].threads
+        batch = [ready.popleft()]
+        while ready and len(batch) < size and ready[0].threads == threads:
+            batch.append(ready.popleft())
+        return batch
 
 
 def make_executor(name: str, cores: int | None = None) -> Executor:

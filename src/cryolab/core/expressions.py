@@ -80,7 +80,13 @@ def evaluate(expression: str, columns: Mapping[str, Any]) -> np.ndarray:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"malformed condition {expression!r}: {exc.msg}") from None
-    result = _Evaluator(expression, columns, names).visit(tree.body)
+    try:
+        result = _Evaluator(expression, columns, names).visit(tree.body)
+    except ExpressionError:
+        raise
+    except (TypeError, ValueError) as exc:
+        # numpy refuses e.g. text + number or a list of the wrong length: a user error
+        raise ExpressionError(f"condition {expression!r} cannot be evaluated: {exc}") from None
     mask = np.asarray(result)
     if mask.dtype != np.bool_:
         raise ExpressionError(f"condition {expression!r} does not give true/false per row")
@@ -95,7 +101,11 @@ def referenced_columns(expression: str) -> set[str]:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"malformed condition {expression!r}: {exc.msg}") from None
+    # the inner parts of a dotted name ("ctf" in "ctf.defocus_u") are not columns themselves
+    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     for node in ast.walk(tree):
+        if id(node) in inner:
+            continue
         dotted = _dotted_name(node)
         if dotted is not None and dotted != "__quoted" and not _is_function_name(tree, node):
             names.add(dotted)

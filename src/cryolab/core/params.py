@@ -83,11 +83,18 @@ def _evaluate(data: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
 
 
 def _names(data: Mapping[str, Any]) -> set[str]:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"malformed condition {data!r}")
     if "all" in data or "any" in data:
-        return set().union(*(_names(d) for d in data.get("all", data.get("any", []))))
+        parts = data.get("all", data.get("any"))
+        if not isinstance(parts, (list, tuple)):
+            raise ValueError(f"malformed condition {dict(data)!r}")
+        return set().union(*(_names(d) for d in parts))
     if "not" in data:
         return _names(data["not"])
     if data.get("op") not in {*_OPS, "truthy"} or not isinstance(data.get("param"), str):
+        raise ValueError(f"malformed condition {dict(data)!r}")
+    if data["op"] != "truthy" and "value" not in data:
         raise ValueError(f"malformed condition {dict(data)!r}")
     return {data["param"]}
 
@@ -236,11 +243,17 @@ class _Number(Param):
         return None
 
     def parse(self, text: str) -> Any:
+        noun = "an integer" if self.python_type is int else "a number"
         try:
-            return self.python_type(float(text) if self.python_type is int else text)
+            number = float(text)
         except ValueError:
-            noun = "an integer" if self.python_type is int else "a number"
             raise ValueError(f"parameter {self.name!r}: {text!r} is not {noun}") from None
+        if self.python_type is int:
+            # neither truncate "3.5" silently nor let "inf" escape as an OverflowError
+            if not number.is_integer():
+                raise ValueError(f"parameter {self.name!r}: {text!r} is not {noun}")
+            return int(number)
+        return number
 
     def _extra(self) -> dict[str, Any]:
         return {"min": self.min, "max": self.max}
@@ -360,7 +373,8 @@ class RangeParam(_Number):
         parts = text.replace(",", " ").replace(":", " ").split()
         if len(parts) != 2:
             raise ValueError(f"parameter {self.name!r}: {text!r} is not 'low,high'")
-        return [float(super().parse(p)) for p in parts]
+        # not super() here: zero-argument super() fails inside a comprehension before 3.12
+        return [float(_Number.parse(self, p)) for p in parts]
 
 
 class ListParam(Param):
@@ -397,7 +411,7 @@ class ListParam(Param):
         if stripped.startswith("["):
             parsed: list[Any] = json.loads(stripped)
             return parsed
-        return [self.item.parse(p) for p in stripped.split(",") if p.strip()]
+        return [self.item.parse(p.strip()) for p in stripped.split(",") if p.strip()]
 
     def _extra(self) -> dict[str, Any]:
         return {"item": self.item.describe(), "min_items": self.min_items,

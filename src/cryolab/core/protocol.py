@@ -48,7 +48,7 @@ class Output:
         """The declared type's registered name, if given as ``type``."""
         if self.type is None:
             return None
-        return self.type if isinstance(self.type, str) else str(getattr(self.type, "type_name"))
+        return self.type if isinstance(self.type, str) else str(self.type.type_name)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

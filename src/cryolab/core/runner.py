@@ -121,7 +121,7 @@ def _execute(folder: Path, connection: sqlite3.Connection, run_id: int) -> None:
         "SELECT spec, status FROM steps WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
     if stored:
         steps = [Step.from_json(json.loads(r["spec"])) for r in stored]
-        done = {s.id for s, r in zip(steps, stored) if r["status"] == "done"}
+        done = {s.id for s, r in zip(steps, stored, strict=True) if r["status"] == "done"}
         log.info("resuming run %d: %d of %d steps already done", run_id, len(done), len(steps))
     else:
         steps = list(loaded.protocol.plan())
@@ -146,9 +146,11 @@ def _execute(folder: Path, connection: sqlite3.Connection, run_id: int) -> None:
                            "WHERE run_id = ? AND step_id = ?", (time.time(), run_id, step.id))
 
     def finished(step: Step, error: str | None) -> None:
-        connection.execute(
-            "UPDATE steps SET status = ?, finished = ?, error = ? WHERE run_id = ? AND step_id = ?",
-            ("failed" if error else "done", time.time(), error, run_id, step.id))
+        # a step's success is recorded by the process that ran it (see _work); failures here
+        if error is not None:
+            connection.execute(
+                "UPDATE steps SET status = 'failed', finished = ?, error = ? "
+                "WHERE run_id = ? AND step_id = ?", (time.time(), error, run_id, step.id))
 
     executor = make_executor(loaded.executor.get("name", "local"), loaded.executor.get("cores"))
     executor.execute(steps, partial(_work, str(folder), run_id), done=done,
@@ -158,9 +160,10 @@ def _execute(folder: Path, connection: sqlite3.Connection, run_id: int) -> None:
 
 
 def _work(folder: str, run_id: int, step: Any) -> None:
-    from cryolab.core.execution import execute_step
+    from cryolab.core.execution import execute_step, record_step_done
 
     execute_step(Path(folder), run_id, step)
+    record_step_done(Path(folder), run_id, step.id)
 
 
 if __name__ == "__main__":

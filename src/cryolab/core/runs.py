@@ -6,6 +6,7 @@ shows the current state written by the run's own process.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -164,7 +165,7 @@ class Run:
     @property
     def folder(self) -> Path:
         """The run's folder in the project."""
-        return self.project.path / self._row()["folder"]
+        return self.project.path / str(self._row()["folder"])
 
     @property
     def out(self) -> RunOutputs:
@@ -211,10 +212,8 @@ class Run:
             return
         pid = row["pid"]
         if pid and self.project._alive(row):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             deadline = time.monotonic() + grace
             while self.project._alive(self._row()) and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -44,7 +44,7 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         raise SetError(f"{folder} is not a set folder (no {MANIFEST})") from None
     except json.JSONDecodeError as exc:
         raise SetError(f"{folder / MANIFEST} is corrupt: {exc}") from None
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise SetError(f"{folder / MANIFEST} is not a cryolab set manifest")
     if manifest.get("version", 0) > FORMAT_VERSION:
         raise SetError(f"{folder} was written by a newer cryolab (set format {manifest['version']})")

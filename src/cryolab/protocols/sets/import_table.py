@@ -17,7 +17,9 @@ from cryolab.core.sets import Set, new_uids
 
 READERS = {
     ".csv": lambda p: pyarrow.csv.read_csv(p),
-    ".tsv": lambda p: pyarrow.csv.read_csv(p, parse_options=pyarrow.csv.ParseOptions(delimiter="\t")),
+    ".tsv": lambda p: pyarrow.csv.read_csv(
+        p, parse_options=pyarrow.csv.ParseOptions(delimiter="\t")
+    ),
     ".parquet": pyarrow.parquet.read_table,
     ".feather": pyarrow.feather.read_table,
     ".arrow": pyarrow.feather.read_table,

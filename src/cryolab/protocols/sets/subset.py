@@ -57,4 +57,6 @@ class Subset(Protocol):
         return text + (f": {output_sizes['subset']} items" if output_sizes else "")
 
     def methods(self) -> str:
-        return f"Items were selected {'where ' + self.values['where'] if self.values['mode'] == 'condition' else 'by uid'}."
+        if self.values["mode"] == "condition":
+            return f"Items were selected where {self.values['where']}."
+        return "Items were selected by the uids of another set."

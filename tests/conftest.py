@@ -1,0 +1,44 @@
+"""Shared fixtures: the test plugin is made visible to this process and to run processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SUPPORT = Path(__file__).parent / "support"
+sys.path.insert(0, str(SUPPORT))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(SUPPORT), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
+os.environ["CRYOLAB_PLUGINS"] = "testplugin=testplugin:plugin"
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry() -> Iterator[None]:
+    """Each test discovers plugins afresh (tests may change CRYOLAB_PLUGINS)."""
+    from cryolab.core.plugins import registry
+
+    registry.refresh()
+    yield
+    registry.refresh()
+
+
+@pytest.fixture
+def project(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A new, empty project in a temporary folder."""
+    from cryolab.core.project import open_project
+
+    created = open_project(tmp_path / "project")
+    yield created
+    for run in created.runs():
+        run.abort(grace=1)
+    created.close()
+
+
+def database_dump(project) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every row of the project database, to show that a refused operation changed nothing."""
+    return list(project.db.iterdump())
