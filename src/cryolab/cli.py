@@ -17,8 +17,20 @@ from cryolab.core.plugins import registry
 from cryolab.core.project import Project, open_project
 
 
+class UsageError(CryolabError):
+    """A command-line argument is malformed (reported as a one-line error, exit code 2)."""
+
+
 def _project(path: str) -> Project:
     return open_project(path, create=False)
+
+
+def _run_id(text: str) -> int:
+    """A run id given on the command line."""
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"a run id is a number, got {text!r}") from None
 
 
 def _emit(data: Any, as_json: bool, text: str) -> None:
@@ -41,7 +53,13 @@ def parse_assignments(protocol: str, assignments: Sequence[str]) -> dict[str, An
             try:
                 values[name] = params[name].parse(text)
             except ValueError as exc:
-                issues.append(Issue(name, str(exc).split(": ", 1)[-1]))
+                message = str(exc)
+                prefix = f"parameter {name!r}: "
+                if message.startswith(prefix):
+                    message = message[len(prefix):]
+                else:
+                    message = f"{text!r} is not valid: {message}"
+                issues.append(Issue(name, message))
     if issues:
         raise ParameterError(issues)
     return values
@@ -104,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_restart(args: argparse.Namespace) -> int:
     project = _project(args.path)
-    run = project.launch(int(args.run))
+    run = project.launch(_run_id(args.run))
     if args.wait:
         run.wait(check=False)
     print(f"run {run.id} {run.protocol}: {run.status}")
@@ -113,7 +131,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     project = _project(args.path)
-    info = _run_info(project, int(args.run))
+    info = _run_info(project, _run_id(args.run))
     outputs = ", ".join(f"{k} ({v['count']} {v['type']}, {v['state']})"
                         for k, v in info["outputs"].items())
     steps = info["steps"]
@@ -126,12 +144,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    print(_project(args.path).get_run(int(args.run)).log(tail=args.tail), end="")
+    print(_project(args.path).get_run(_run_id(args.run)).log(tail=args.tail), end="")
     return 0
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
-    run = _project(args.path).get_run(int(args.run))
+    run = _project(args.path).get_run(_run_id(args.run))
     run.abort()
     print(f"run {run.id}: {run.status}")
     return 0
@@ -154,8 +172,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    dynamic = dict(item.split("=", 1) for item in args.dynamic)
-    runs = [int(r) for r in args.runs.split(",")] if args.runs else None
+    dynamic = {}
+    for item in args.dynamic:
+        key, sep, name = item.partition("=")
+        if not sep or not key or not name:
+            raise UsageError(f"--dynamic needs RUN.param=name, got {item!r}")
+        dynamic[key] = name
+    runs = [_run_id(r) for r in args.runs.split(",") if r.strip()] if args.runs else None
     document = _project(args.path).export_workflow(args.output, runs, dynamic)
     print(f"exported {len(document['runs'])} runs to {args.output}")
     return 0
@@ -202,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", action="store_true", help="wait until the run ends")
     run.add_argument("--json", action="store_true")
     run.add_argument("--label", default="")
-    run.add_argument("--executor", choices=["local", "sync"], default="local")
+    run.add_argument("--executor", choices=["local", "sync"], default=None)
     run.add_argument("--cores", type=int, default=None)
     run.add_argument("--seed", type=int, default=None)
     restart = add("restart", cmd_restart, "launch a saved run, or resume a failed/aborted one")
@@ -236,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except CryolabError as exc:
+    except (CryolabError, OSError) as exc:  # OSError: a file that cannot be written, ...
         print(f"cryolab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return code

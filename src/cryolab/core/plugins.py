@@ -117,6 +117,7 @@ class Registry:
                 loaded = point.load()
                 if not isinstance(loaded, Plugin):
                     raise PluginError(f"{point.value} is a {type(loaded).__name__}, not a Plugin")
+                _check_plugin(loaded)
                 entry.plugin = loaded
             except Exception as exc:  # a broken plugin must not break discovery
                 entry.error = f"{type(exc).__name__}: {exc}"
@@ -174,6 +175,18 @@ class Registry:
             except PluginError:
                 pass
         return self.protocols()
+
+
+def _check_plugin(plugin: Plugin) -> None:
+    """Refuse a Plugin whose ``protocols`` is not a mapping of names to ``"module:Class"``."""
+    if not isinstance(plugin.protocols, Mapping):
+        raise PluginError(f"plugin {plugin.name!r}: protocols must map names to "
+                          f"'module:Class' strings, not be a {type(plugin.protocols).__name__}")
+    bad = [name for name, target in plugin.protocols.items()
+           if not (isinstance(name, str) and isinstance(target, str) and ":" in target)]
+    if bad:
+        raise PluginError(f"plugin {plugin.name!r}: protocol(s) {bad} must name their class "
+                          "as a 'module:Class' string")
 
 
 def _load_class(target: str) -> type[Protocol]:

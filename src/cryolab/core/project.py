@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cryolab.core import database
+from cryolab.core import config, database
 from cryolab.core.errors import ParameterError, ProjectError, RunNotFoundError
 from cryolab.core.params import InputParam, Issue, is_reference, split_reference
 from cryolab.core.plugins import registry
@@ -87,7 +87,7 @@ class Project:
 
     # -- creating and launching runs ----------------------------------------------------------
     def run(self, protocol: str, *, label: str = "", comment: str = "", seed: int | None = None,
-            executor: str = "local", cores: int | None = None, **params: Any) -> Run:
+            executor: str | None = None, cores: int | None = None, **params: Any) -> Run:
         """Create a run and launch it in its own process; returns at once.
 
         Parameters
@@ -99,9 +99,10 @@ class Project:
         seed
             Seed of the run's random generators (drawn when not given, and recorded).
         executor
-            ``"local"`` (parallel worker processes) or ``"sync"`` (steps one by one).
+            ``"local"`` (parallel worker processes) or ``"sync"`` (steps one by one); the
+            default comes from the configuration (:mod:`cryolab.core.config`), else local.
         cores
-            Cores the run may use (default: all).
+            Cores the run may use (default: configuration, else all).
         **params
             Parameter values; inputs as ``other_run.out.name`` or ``"RUNID.name"``.
 
@@ -115,11 +116,13 @@ class Project:
         return self.launch(run.id)
 
     def save(self, protocol: str, *, label: str = "", comment: str = "", seed: int | None = None,
-             executor: str = "local", cores: int | None = None, **params: Any) -> Run:
+             executor: str | None = None, cores: int | None = None, **params: Any) -> Run:
         """Create a run without launching it (status ``saved``); see :meth:`run`."""
+        chosen = config.settings(executor=executor, cores=cores)
         with database.transaction(self.db):
             run_id = self.create_run(protocol, params, label=label, comment=comment, seed=seed,
-                                     executor={"name": executor, "cores": cores})
+                                     executor={"name": chosen["executor"],
+                                               "cores": chosen["cores"]})
         self.make_folders([run_id])
         return Run(self, run_id)
 

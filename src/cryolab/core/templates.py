@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 FORMAT = "cryolab.workflow"
 VERSION = 1
 MARKER = "$param"
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # of dynamic parameters (see the schema)
 
 
 @cache
@@ -56,7 +58,14 @@ def export_workflow(project: Project, path: str | os.PathLike[str] | None,
         the current value as default.
     """
     ids = topological_order(project, list(runs) if runs else [r.id for r in project.runs()])
+    if not ids:
+        raise TemplateError("there are no runs to export")
+    bad_names = sorted({n for n in dynamic.values() if not NAME_PATTERN.fullmatch(n)})
+    if bad_names:
+        raise TemplateError(f"dynamic parameter names must be identifiers (letters, digits, _); "
+                            f"got {bad_names}")
     keys = {run_id: f"r{run_id}" for run_id in ids}
+    used: set[str] = set()
     declared: dict[str, dict[str, Any]] = {}
     entries = []
     for run_id in ids:
@@ -73,6 +82,7 @@ def export_workflow(project: Project, path: str | os.PathLike[str] | None,
                 continue
             dynamic_name = dynamic.get(f"{run_id}.{name}")
             if dynamic_name is not None:
+                used.add(f"{run_id}.{name}")
                 _declare(declared, dynamic_name, param, default=value)
                 value = {MARKER: dynamic_name}
             params[name] = value
@@ -85,11 +95,19 @@ def export_workflow(project: Project, path: str | os.PathLike[str] | None,
                         "comment": run.comment, "seed": row["seed"],
                         "executor": json.loads(row["executor"]), "params": params,
                         "inputs": inputs})
+    ignored = sorted(set(dynamic) - used)
+    if ignored:
+        raise TemplateError(f"dynamic {ignored} name no parameter of the exported runs "
+                            f"{ids} (give 'RUNID.param' of a non-input parameter; inputs from "
+                            "runs outside the export become dynamic by themselves)")
     document = {"format": FORMAT, "version": VERSION, "cryolab": __version__,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 "parameters": list(declared.values()), "runs": entries}
     if path is not None:
-        Path(path).write_text(json.dumps(document, indent=2), encoding="utf-8")
+        try:
+            Path(path).write_text(json.dumps(document, indent=2), encoding="utf-8")
+        except OSError as exc:
+            raise TemplateError(f"cannot write the template to {path}: {exc}") from None
     return document
 
 
@@ -127,6 +145,8 @@ def load_template(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[st
             document = json.loads(Path(source).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise TemplateError(f"no template file {where}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"cannot read the template {where}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise TemplateError(f"{where} is not valid JSON: {exc}") from None
     if isinstance(document, dict) and document.get("format") == FORMAT and \
@@ -142,7 +162,11 @@ def load_template(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[st
     if len(set(keys)) != len(keys):
         raise TemplateError(f"{where}: run keys must be unique; repeated: "
                             f"{sorted({k for k in keys if keys.count(k) > 1})}")
-    declared = {p["name"] for p in document.get("parameters", [])}
+    names = [p["name"] for p in document.get("parameters", [])]
+    if len(set(names)) != len(names):
+        raise TemplateError(f"{where}: dynamic parameter names must be unique; repeated: "
+                            f"{sorted({n for n in names if names.count(n) > 1})}")
+    declared = set(names)
     for entry in document["runs"]:
         for value in [*entry.get("params", {}).values(), *entry.get("inputs", {}).values()]:
             if isinstance(value, dict) and MARKER in value and value[MARKER] not in declared:
