@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ def test_defaults_without_file(config_file: Path) -> None:
     assert config.settings() == {"executor": "local", "cores": None}
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib")
 def test_file_then_environment_then_code(config_file: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     config_file.write_text('executor = "sync"\ncores = 3\n')
@@ -35,7 +33,6 @@ def test_file_then_environment_then_code(config_file: Path,
     assert config.settings(cores=7, executor=None) == {"executor": "sync", "cores": 7}
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib")
 def test_bad_configuration_is_named(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config_file.write_text("cores = [")
     with pytest.raises(CryolabError, match="config.toml is malformed"):

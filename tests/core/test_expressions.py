@@ -201,7 +201,7 @@ def test_works_with_a_set() -> None:
     s = Set({"ctf.defocus_u": [1.0e4, 3.0e4], "name": ["a", "b"]})
     np.testing.assert_array_equal(evaluate("ctf.defocus_u > 2e4", s), mask(0, 1))
     np.testing.assert_array_equal(evaluate("name == 'a'", s), mask(1, 0))
-    with pytest.raises(ExpressionError, match="unknown column 'ctf.nope'"):
+    with pytest.raises(ExpressionError, match=r"unknown column 'ctf\.nope'"):
         evaluate("ctf.nope > 1", s)
 
 

@@ -50,8 +50,9 @@ class Declared:
     source = InputParam(ParamTestSet, label="Input set")
     sources = InputParam(["ParamTestSet", Set], multiple=True)
     optional_sources = InputParam(Set, multiple=True, required=False)
-    conditional = FloatParam(default=1.0, condition=when("mode") == "sorted", expert=2,
-                             section="Advanced")
+    conditional = FloatParam(
+        default=1.0, condition=when("mode") == "sorted", expert=2, section="Advanced"
+    )
 
 
 # -- the base class -----------------------------------------------------------------------
@@ -88,9 +89,18 @@ def test_applies_follows_condition() -> None:
 def test_describe_is_complete_and_json() -> None:
     described = Declared.box.describe()
     assert described == {
-        "name": "box", "kind": "int", "label": "Box", "default": 64, "help": "Box size",
-        "unit": "px", "section": "Parameters", "expert": 0, "required": False,
-        "condition": None, "min": 16, "max": 1024,
+        "name": "box",
+        "kind": "int",
+        "label": "Box",
+        "default": 64,
+        "help": "Box size",
+        "unit": "px",
+        "section": "Parameters",
+        "expert": 0,
+        "required": False,
+        "condition": None,
+        "min": 16,
+        "max": 1024,
     }
     conditional = Declared.conditional.describe()
     assert conditional["condition"] == {"param": "mode", "op": "==", "value": "sorted"}
@@ -506,8 +516,9 @@ def test_combinations() -> None:
     both = (when("mode") == "x") & (when("n") > 3)
     either = (when("mode") == "x") | (when("n") > 3)
     negated = ~(when("mode") == "x")
-    assert both.to_json() == {"all": [{"param": "mode", "op": "==", "value": "x"},
-                                      {"param": "n", "op": ">", "value": 3}]}
+    assert both.to_json() == {
+        "all": [{"param": "mode", "op": "==", "value": "x"}, {"param": "n", "op": ">", "value": 3}]
+    }
     assert either.to_json()["any"][1] == {"param": "n", "op": ">", "value": 3}
     assert negated.to_json() == {"not": {"param": "mode", "op": "==", "value": "x"}}
     table = [
@@ -542,8 +553,7 @@ def test_json_round_trip() -> None:
 
 
 def test_from_json_keeps_valid_data() -> None:
-    data = {"any": [{"param": "a", "op": "truthy"}, {"param": "b", "op": "not in",
-                                                     "value": [1]}]}
+    data = {"any": [{"param": "a", "op": "truthy"}, {"param": "b", "op": "not in", "value": [1]}]}
     assert Condition.from_json(data).to_json() == data
     assert Condition.from_json({"all": []}).evaluate({}) is True
 
@@ -581,8 +591,11 @@ def test_issue_names_the_parameter() -> None:
     issue = Issue("box", "8 is below the minimum 16 px")
     assert str(issue) == "parameter 'box': 8 is below the minimum 16 px"
     assert issue.severity == "error"
-    assert issue.to_json() == {"param": "box", "message": "8 is below the minimum 16 px",
-                               "severity": "error"}
+    assert issue.to_json() == {
+        "param": "box",
+        "message": "8 is below the minimum 16 px",
+        "severity": "error",
+    }
 
 
 def test_issue_without_parameter() -> None:
@@ -596,3 +609,10 @@ def test_parameter_error_lists_issues() -> None:
     assert [i.param for i in error.issues] == ["box", "apix"]
     assert isinstance(error, ValueError)
     assert str(ParameterError([])) == "invalid parameters"
+
+
+def test_nan_is_refused_by_number_parameters() -> None:
+    from cryolab.core.params import FloatParam
+
+    param = FloatParam(default=1.0, min=0, max=10)
+    assert param.check(float("nan")) == "NaN is not a valid value"

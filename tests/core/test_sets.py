@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cryolab.core.errors import ExpressionError, SetError
-from cryolab.core.sets import UID, Item, Set, as_table, new_uids, set_type
+from cryolab.core.sets import Item, Set, as_table, new_uids, set_type
 
 
 class SetTestParticles(Set):
@@ -124,7 +124,7 @@ def test_from_another_set_merges_properties() -> None:
 
 
 def test_properties_must_be_json() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(SetError, match="must be JSON data"):
         Set({"x": [1]}, properties={"bad": object()})
 
 
@@ -149,8 +149,13 @@ def test_columns_and_schema() -> None:
     s = make(4)
     assert s.columns == ["uid", "i", "ctf.defocus_u", "ctf.defocus_v", "score", "class_id", "name"]
     assert s.schema == {
-        "i": "int64", "ctf.defocus_u": "double", "ctf.defocus_v": "double", "score": "double",
-        "class_id": "int64", "name": "string", "uid": "uint64",
+        "i": "int64",
+        "ctf.defocus_u": "double",
+        "ctf.defocus_v": "double",
+        "score": "double",
+        "class_id": "int64",
+        "name": "string",
+        "uid": "uint64",
     }
     assert "score" in s
     assert "nope" not in s
@@ -173,7 +178,7 @@ def test_numeric_column_is_read_only_zero_copy() -> None:
 
 def test_unknown_column_is_a_key_error_listing_columns() -> None:
     s = make(2)
-    with pytest.raises(KeyError, match="no column 'nope'.*columns"):
+    with pytest.raises(KeyError, match=r"no column 'nope'.*columns"):
         s.column("nope")
     with pytest.raises(KeyError):
         s["nope"]
@@ -235,8 +240,13 @@ def test_item_as_dict() -> None:
     s = make(3)
     as_dict = s[1].as_dict()
     assert as_dict == {
-        "uid": int(s.uids[1]), "i": 1, "ctf.defocus_u": 1.1e4, "ctf.defocus_v": 2.1e4,
-        "score": 0.1, "class_id": 1, "name": "m1",
+        "uid": int(s.uids[1]),
+        "i": 1,
+        "ctf.defocus_u": 1.1e4,
+        "ctf.defocus_v": 2.1e4,
+        "score": 0.1,
+        "class_id": 1,
+        "name": "m1",
     }
     assert s[1].ctf.as_dict() == {"defocus_u": 1.1e4, "defocus_v": 2.1e4}
     assert "m1" in repr(s[1])
@@ -396,7 +406,7 @@ def test_union_of_many() -> None:
 
 def test_union_duplicate_uids() -> None:
     s = make(5)
-    with pytest.raises(SetError, match="2 uid.*duplicates='first'"):
+    with pytest.raises(SetError, match=r"2 uid.*duplicates='first'"):
         s[0:3].union(s[1:3])
     first = s[0:3].union(s[1:5], duplicates="first")
     assert first.column("i").tolist() == [0, 1, 2, 3, 4]
@@ -460,8 +470,14 @@ def test_join_left_replacing_casts_own_values() -> None:
 
 def test_join_prefix_and_columns() -> None:
     s = make(3)
-    other = Set({"uid": s.uids[::-1], "defocus_u": [3.0, 2.0, 1.0], "astig": [0.3, 0.2, 0.1],
-                 "skip": [0, 0, 0]})
+    other = Set(
+        {
+            "uid": s.uids[::-1],
+            "defocus_u": [3.0, 2.0, 1.0],
+            "astig": [0.3, 0.2, 0.1],
+            "skip": [0, 0, 0],
+        }
+    )
     joined = s.join(other, columns=["defocus_u", "astig"], prefix="ctf.")
     assert "skip" not in joined
     assert "ctf.astig" in joined
@@ -552,8 +568,9 @@ def test_split_more_parts_than_rows() -> None:
 
 def test_with_columns_adds_and_replaces() -> None:
     s = make(3)
-    out = s.with_columns(**{"ctf.astig": [1.0, 2.0, 3.0], "score": np.array([9.0, 8.0, 7.0]),
-                            "tag": ["a", "b", "c"]})
+    out = s.with_columns(
+        **{"ctf.astig": [1.0, 2.0, 3.0], "score": np.array([9.0, 8.0, 7.0]), "tag": ["a", "b", "c"]}
+    )
     assert out.column("ctf.astig").tolist() == [1.0, 2.0, 3.0]
     assert out.column("score").tolist() == [9.0, 8.0, 7.0]
     assert out.column("tag").tolist() == ["a", "b", "c"]
@@ -659,8 +676,7 @@ def test_save_open_round_trip(tmp_path: Path) -> None:
 def test_save_open_subtype_falls_back_to_known_base(tmp_path: Path) -> None:
     from cryolab.core.setstore import SetWriter
 
-    writer = SetWriter.create(tmp_path / "s", ["PluginTypeNotInstalled", "SetTestParticles",
-                                               "Set"])
+    writer = SetWriter.create(tmp_path / "s", ["PluginTypeNotInstalled", "SetTestParticles", "Set"])
     writer.append({"x": [1]})
     writer.close()
     assert type(Set.open(tmp_path / "s")) is SetTestParticles
@@ -719,10 +735,15 @@ def _random_set(uids: list[int]) -> Set:
     return Set({"uid": np.array(uids, dtype=np.uint64), "i": np.arange(len(uids))})
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(uids=_uid_lists, parts=st.integers(2, 6), randomize=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    uids=_uid_lists,
+    parts=st.integers(2, 6),
+    randomize=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_union_of_split_parts_is_the_original(uids, parts, randomize, seed) -> None:
     s = _random_set(uids)
     pieces = s.split(parts, randomize=randomize, seed=seed)
@@ -737,8 +758,9 @@ def test_union_of_split_parts_is_the_original(uids, parts, randomize, seed) -> N
         np.testing.assert_array_equal(merged.uids, s.uids)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data(), uids=_uid_lists)
 def test_subset_and_exclude_partition_the_set(data, uids) -> None:
     s = _random_set(uids)
@@ -753,3 +775,16 @@ def test_subset_and_exclude_partition_the_set(data, uids) -> None:
     assert set(kept.uids.tolist()) == set(chosen) | (set(strangers) & set(uids))
     for part in (kept, dropped):
         assert (np.diff(part.column("i")) > 0).all()  # the set's own order
+
+
+def test_text_columns_with_nulls_keep_none() -> None:
+    merged = Set({"name": ["a", "b"]}).union(Set({"other": [1]}))
+    assert merged["name"].tolist() == ["a", "b", None]
+    assert len(merged.where("name == 'None'")) == 0
+
+
+def test_join_with_no_columns_adds_none() -> None:
+    left = Set({"x": [1, 2, 3]})
+    right = left.take([0, 2]).with_columns(y=[5, 6])
+    joined = left.join(right, columns=[])
+    assert joined.columns == ["uid", "x"] and len(joined) == 2

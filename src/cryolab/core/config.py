@@ -18,6 +18,11 @@ from typing import Any
 
 from cryolab.core.errors import CryolabError
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 DEFAULTS: dict[str, Any] = {"executor": "local", "cores": None}
 _PARSERS = {"executor": str, "cores": int}
 
@@ -34,10 +39,6 @@ def config_path() -> Path:
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    if sys.version_info < (3, 11):
-        raise CryolabError(f"reading {path} needs Python 3.11 (tomllib)")
-    import tomllib
-
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)

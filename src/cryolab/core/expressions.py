@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from cryolab.core.errors import ExpressionError
 
@@ -46,7 +47,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
 _BACKTICK = re.compile(r"`([^`]+)`")
 
 
-def evaluate(expression: str, columns: Mapping[str, Any]) -> np.ndarray:
+def evaluate(expression: str, columns: Mapping[str, Any]) -> NDArray[Any]:
     """Evaluate a condition over columns and return the boolean mask.
 
     Parameters

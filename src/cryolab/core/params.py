@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -234,6 +235,8 @@ class _Number(Param):
     def check(self, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"expected {self.kind}, got {type(value).__name__} {value!r}"
+        if math.isnan(value):
+            return "NaN is not a valid value"
         if self.python_type is int and not float(value).is_integer():
             return f"expected an integer, got {value!r}"
         if self.min is not None and value < self.min:
@@ -434,7 +437,9 @@ class InputParam(Param):
     def __init__(self, types: type | str | Sequence[type | str], *, multiple: bool = False,
                  **kw: Any) -> None:
         super().__init__(**kw)
-        options = types if isinstance(types, (list, tuple)) else [types]
+        options: Sequence[type | str] = (
+            types if isinstance(types, (list, tuple)) else [types]  # type: ignore[list-item]
+        )
         self.types = [t if isinstance(t, str) else str(getattr(t, "type_name", t.__name__))
                       for t in options]
         self.multiple = multiple

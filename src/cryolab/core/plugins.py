@@ -17,6 +17,7 @@ inherit the variable, so they find the same protocols.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -170,10 +171,8 @@ class Registry:
     def check_all(self) -> dict[str, ProtocolEntry]:
         """Try to load every protocol, recording errors; for ``cryolab protocols``."""
         for name in self.protocols():
-            try:
+            with contextlib.suppress(PluginError):
                 self.get(name)
-            except PluginError:
-                pass
         return self.protocols()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -35,7 +36,7 @@ def set_type(name: str) -> type[Set]:
     return _SET_TYPES.get(name, Set)
 
 
-def new_uids(count: int, rng: np.random.Generator | None = None) -> np.ndarray:
+def new_uids(count: int, rng: np.random.Generator | None = None) -> NDArray[Any]:
     """Draw ``count`` random 63-bit uids (collisions between sets are astronomically rare)."""
     rng = rng if rng is not None else np.random.default_rng()
     return rng.integers(1, np.iinfo(np.int64).max, size=count, dtype=np.int64).astype(np.uint64)
@@ -107,10 +108,13 @@ class Set:
         self._table = as_table(data if data is not None else {})
         base = dict(data.properties) if isinstance(data, Set) else {}
         base.update(properties or {})
-        json.dumps(base)  # properties must be JSON-serialisable: fail here, not at save time
+        try:  # properties must be JSON-serialisable: fail here, not at save time
+            json.dumps(base)
+        except (TypeError, ValueError) as exc:
+            raise SetError(f"set properties must be JSON data: {exc}") from None
         self.properties: dict[str, Any] = base
         self.state: StreamState = state
-        self._numpy: dict[str, np.ndarray] = {}
+        self._numpy: dict[str, NDArray[Any]] = {}
 
     # -- type information ------------------------------------------------------------------
     @classmethod
@@ -144,11 +148,11 @@ class Set:
         return {f.name: str(f.type) for f in self._table.schema}
 
     @property
-    def uids(self) -> np.ndarray:
+    def uids(self) -> NDArray[Any]:
         """The uids as a ``uint64`` numpy array."""
         return self.column(UID)
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str) -> NDArray[Any]:
         """Return one column as a numpy array (zero-copy for numeric columns without nulls)."""
         cached = self._numpy.get(name)
         if cached is not None:
@@ -158,9 +162,10 @@ class Set:
         chunked = self._table.column(name)
         if pa.types.is_dictionary(chunked.type):
             chunked = chunked.cast(chunked.type.value_type)
-        array = chunked.to_numpy()
-        if array.dtype == object and (pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)):
-            array = array.astype(str)
+        array: NDArray[Any] = chunked.to_numpy()
+        is_text = pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)
+        if array.dtype == object and is_text and chunked.null_count == 0:
+            array = array.astype(str)  # a fixed-width str array; with nulls it stays object/None
         array.flags.writeable = False
         self._numpy[name] = array
         return array
@@ -194,14 +199,15 @@ class Set:
 
     def to_pandas(self) -> pd.DataFrame:
         """The set as a pandas DataFrame (copies)."""
-        return self._table.to_pandas()
+        frame: pd.DataFrame = self._table.to_pandas()
+        return frame
 
-    def to_dict(self) -> dict[str, np.ndarray]:
+    def to_dict(self) -> dict[str, NDArray[Any]]:
         """Column name to numpy array."""
         return {name: self.column(name) for name in self.columns}
 
     # -- vectorised operations -------------------------------------------------------------
-    def where(self, condition: str | np.ndarray | Sequence[bool]) -> Set:
+    def where(self, condition: str | NDArray[Any] | Sequence[bool]) -> Set:
         """Keep the rows where ``condition`` holds.
 
         Parameters
@@ -218,11 +224,11 @@ class Set:
             raise SetError(f"a mask of {mask.shape} does not fit a set of {len(self)} rows")
         return self._like(self._table.filter(pa.array(mask)))
 
-    def take(self, indices: Sequence[int] | np.ndarray) -> Set:
+    def take(self, indices: Sequence[int] | NDArray[Any]) -> Set:
         """Keep the rows at ``indices`` (in that order)."""
         return self._like(self._table.take(pa.array(np.asarray(indices, dtype=np.int64))))
 
-    def subset(self, uids: Sequence[int] | np.ndarray | Set, *, exclude: bool = False) -> Set:
+    def subset(self, uids: Sequence[int] | NDArray[Any] | Set, *, exclude: bool = False) -> Set:
         """Keep (or with ``exclude=True`` drop) the rows whose uid is in ``uids``."""
         wanted = uids.uids if isinstance(uids, Set) else np.asarray(uids, dtype=np.uint64)
         mask = pc.is_in(self._table.column(UID), value_set=pa.array(wanted, pa.uint64()))
@@ -276,7 +282,7 @@ class Set:
             Put before each added column name (e.g. ``"ctf."``). Without a prefix, an added
             column replaces a column of the same name.
         """
-        taken = [c for c in (columns or other.columns) if c != UID]
+        taken = [c for c in (other.columns if columns is None else columns) if c != UID]
         missing = [c for c in taken if c not in other]
         if missing:
             raise SetError(f"cannot join: {other.type_name} has no column(s) {missing}")
@@ -320,7 +326,7 @@ class Set:
             return [self.where(values == value) for value in np.unique(values)]
         if parts < 2:
             raise SetError(f"split needs at least 2 parts, got {parts}")
-        order = np.arange(len(self))
+        order: NDArray[np.int64] = np.arange(len(self), dtype=np.int64)
         if randomize:
             order = np.random.default_rng(seed).permutation(len(self))
         return [self.take(np.sort(chunk) if randomize else chunk) for chunk in np.array_split(order, parts)]
@@ -380,13 +386,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "…"
 
 
-class _ColumnView(Mapping[str, np.ndarray]):
+class _ColumnView(Mapping[str, NDArray[Any]]):
     """A set's columns as a mapping, for the expression evaluator."""
 
     def __init__(self, source: Set) -> None:
         self._set = source
 
-    def __getitem__(self, name: str) -> np.ndarray:
+    def __getitem__(self, name: str) -> NDArray[Any]:
         return self._set.column(name)
 
     def __iter__(self) -> Iterator[str]:

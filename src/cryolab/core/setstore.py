@@ -116,7 +116,7 @@ class SetReader:
     def poll(self) -> Set:
         """Return the rows appended since the last poll (possibly none)."""
         snapshot = read_set(self.path)
-        new = snapshot[self.seen:]
+        new: Set = snapshot[self.seen :]
         new.state = snapshot.state
         self.seen = len(snapshot)
         return new
@@ -209,7 +209,10 @@ class SetWriter:
 
     def update_properties(self, **properties: Any) -> None:
         """Set set-wide properties (JSON-serialisable values)."""
-        json.dumps(properties)
+        try:
+            json.dumps(properties)
+        except (TypeError, ValueError) as exc:
+            raise SetError(f"properties of {self.path} must be JSON data: {exc}") from None
         with self._locked() as manifest:
             manifest["properties"].update(properties)
 

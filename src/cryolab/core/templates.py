@@ -97,9 +97,9 @@ def export_workflow(project: Project, path: str | os.PathLike[str] | None,
                         "inputs": inputs})
     ignored = sorted(set(dynamic) - used)
     if ignored:
-        raise TemplateError(f"dynamic {ignored} name no parameter of the exported runs "
-                            f"{ids} (give 'RUNID.param' of a non-input parameter; inputs from "
-                            "runs outside the export become dynamic by themselves)")
+        raise TemplateError(f"dynamic {ignored}: no such non-input parameter among the "
+                            f"exported runs {ids} (give 'RUNID.param'; inputs from runs "
+                            "outside the export become dynamic by themselves)")
     document = {"format": FORMAT, "version": VERSION, "cryolab": __version__,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 "parameters": list(declared.values()), "runs": entries}
