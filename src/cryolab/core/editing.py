@@ -53,7 +53,8 @@ def copy_runs(project: Project, run_ids: Sequence[int],
         for run_id in order:
             row = project._run_row(run_id)
             params = json.loads(row["params"])
-            params = {k: _rewire(v, created) for k, v in params.items()}
+            inputs = registry.get(row["protocol"]).inputs()
+            params = {k: _rewire(v, created) if k in inputs else v for k, v in params.items()}
             params.update(changes.get(run_id, {}))
             try:
                 created[run_id] = project.create_run(

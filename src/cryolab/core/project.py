@@ -381,11 +381,12 @@ class Project:
         return editing.copy_run(self, run_id, launch=launch, **changes)
 
     def copy_runs(self, run_ids: Sequence[int],
-                  changes: Mapping[int, Mapping[str, Any]] | None = None) -> dict[int, Run]:
+                  changes: Mapping[int, Mapping[str, Any]] | None = None, *,
+                  launch: bool = False) -> dict[int, Run]:
         """Copy a subgraph, re-wiring the copies to each other; returns old id → new run."""
         from cryolab.core import editing
 
-        return editing.copy_runs(self, run_ids, changes or {})
+        return editing.copy_runs(self, run_ids, changes or {}, launch=launch)
 
     def update_params(self, run_id: int, **changes: Any) -> Run:
         """Change parameters of a saved run (inputs re-wired, cycles refused)."""
