@@ -47,8 +47,7 @@ def parse_assignments(protocol: str, assignments: Sequence[str]) -> dict[str, An
         if not sep:
             issues.append(Issue(name, f"expected name=value, got {assignment!r}"))
         elif name not in params:
-            issues.append(Issue(name, f"{protocol} has no such parameter; it has "
-                                      f"{sorted(params)}"))
+            issues.append(Issue(name, f"{protocol} has no such parameter; it has {sorted(params)}"))
         else:
             try:
                 values[name] = params[name].parse(text)
@@ -56,7 +55,7 @@ def parse_assignments(protocol: str, assignments: Sequence[str]) -> dict[str, An
                 message = str(exc)
                 prefix = f"parameter {name!r}: "
                 if message.startswith(prefix):
-                    message = message[len(prefix):]
+                    message = message[len(prefix) :]
                 else:
                     message = f"{text!r} is not valid: {message}"
                 issues.append(Issue(name, message))
@@ -67,12 +66,23 @@ def parse_assignments(protocol: str, assignments: Sequence[str]) -> dict[str, An
 
 def _run_info(project: Project, run_id: int) -> dict[str, Any]:
     run = project.get_run(run_id)
-    return {"id": run.id, "protocol": run.protocol, "label": run.label, "status": run.status,
-            "error": run.error, "params": run.params, "folder": str(run.folder),
-            "outputs": {k: {"ref": str(v), "type": v.types[0], "count": v.count,
-                            "state": v.state} for k, v in run.out.items()},
-            "steps": {s: sum(1 for x in run.steps() if x["status"] == s)
-                      for s in ("pending", "running", "done", "failed")}}
+    return {
+        "id": run.id,
+        "protocol": run.protocol,
+        "label": run.label,
+        "status": run.status,
+        "error": run.error,
+        "params": run.params,
+        "folder": str(run.folder),
+        "outputs": {
+            k: {"ref": str(v), "type": v.types[0], "count": v.count, "state": v.state}
+            for k, v in run.out.items()
+        },
+        "steps": {
+            s: sum(1 for x in run.steps() if x["status"] == s)
+            for s in ("pending", "running", "done", "failed")
+        },
+    }
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -84,16 +94,25 @@ def cmd_new(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     info = _project(args.path).info()
     status = ", ".join(f"{v} {k}" for k, v in sorted(info["status"].items())) or "no runs"
-    _emit(info, args.json, f"{info['path']}: {info['runs']} runs ({status}), "
-                           f"schema {info['schema_version']}")
+    _emit(
+        info,
+        args.json,
+        f"{info['path']}: {info['runs']} runs ({status}), schema {info['schema_version']}",
+    )
     return 0
 
 
 def cmd_protocols(args: argparse.Namespace) -> int:
     entries = registry.check_all()
     if args.json:
-        _emit({n: {"plugin": e.plugin, "available": e.available, "error": e.error}
-               for n, e in entries.items()}, True, "")
+        _emit(
+            {
+                n: {"plugin": e.plugin, "available": e.available, "error": e.error}
+                for n, e in entries.items()
+            },
+            True,
+            "",
+        )
         return 0
     for name, entry in entries.items():
         if entry.available:
@@ -110,13 +129,23 @@ def cmd_protocols(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     project = _project(args.path)
     values = parse_assignments(args.protocol, args.params)
-    run = project.run(args.protocol, label=args.label, executor=args.executor,
-                      cores=args.cores, seed=args.seed, **values)
+    run = project.run(
+        args.protocol,
+        label=args.label,
+        executor=args.executor,
+        cores=args.cores,
+        seed=args.seed,
+        **values,
+    )
     if args.wait:
         run.wait(check=False)
     info = _run_info(project, run.id)
-    _emit(info, args.json, f"run {run.id} {run.protocol}: {info['status']}"
-          + (f" ({info['error']})" if info["error"] else ""))
+    _emit(
+        info,
+        args.json,
+        f"run {run.id} {run.protocol}: {info['status']}"
+        + (f" ({info['error']})" if info["error"] else ""),
+    )
     return 1 if args.wait and info["status"] != "finished" else 0
 
 
@@ -132,14 +161,18 @@ def cmd_restart(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     project = _project(args.path)
     info = _run_info(project, _run_id(args.run))
-    outputs = ", ".join(f"{k} ({v['count']} {v['type']}, {v['state']})"
-                        for k, v in info["outputs"].items())
+    outputs = ", ".join(
+        f"{k} ({v['count']} {v['type']}, {v['state']})" for k, v in info["outputs"].items()
+    )
     steps = info["steps"]
-    _emit(info, args.json,
-          f"run {info['id']} {info['protocol']}: {info['status']}"
-          + (f" ({info['error']})" if info["error"] else "")
-          + f"\n  steps: {steps['done']} done, {steps['failed']} failed, "
-            f"{steps['running']} running, {steps['pending']} pending\n  outputs: {outputs}")
+    _emit(
+        info,
+        args.json,
+        f"run {info['id']} {info['protocol']}: {info['status']}"
+        + (f" ({info['error']})" if info["error"] else "")
+        + f"\n  steps: {steps['done']} done, {steps['failed']} failed, "
+        f"{steps['running']} running, {steps['pending']} pending\n  outputs: {outputs}",
+    )
     return 0
 
 
@@ -166,8 +199,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     for node in graph["nodes"]:
         outs = ", ".join(f"{o['name']} ({o['count']})" for o in node["outputs"])
         src = ", ".join(inputs.get(node["id"], [])) or "-"
-        print(f"{node['id']:4d} {node['protocol']:22s} [{node['status']}] "
-              f"<- {src}  -> {outs}{'  ' + node['label'] if node['label'] else ''}")
+        print(
+            f"{node['id']:4d} {node['protocol']:22s} [{node['status']}] "
+            f"<- {src}  -> {outs}{'  ' + node['label'] if node['label'] else ''}"
+        )
     return 0
 
 
@@ -192,8 +227,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise ParameterError([Issue(name, f"--set needs name=value, got {item!r}")])
         values[name] = text
     runs = _project(args.path).import_workflow(args.file, values, launch=args.launch)
-    print(f"imported {len(runs)} runs: {', '.join(str(r.id) for r in runs)}"
-          + (" (launched)" if args.launch else " (saved; launch with 'cryolab restart')"))
+    print(
+        f"imported {len(runs)} runs: {', '.join(str(r.id) for r in runs)}"
+        + (" (launched)" if args.launch else " (saved; launch with 'cryolab restart')")
+    )
     return 0
 
 
@@ -218,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("new", cmd_new, "create a project")
     add("info", cmd_info, "show a project's facts").add_argument("--json", action="store_true")
     add("protocols", cmd_protocols, "list the installed protocols", path=False).add_argument(
-        "--json", action="store_true")
+        "--json", action="store_true"
+    )
     run = add("run", cmd_run, "create and launch a run (inputs as RUNID.output)")
     run.add_argument("protocol")
     run.add_argument("params", nargs="*", metavar="name=value")
@@ -242,8 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     export = add("export", cmd_export, "export runs as a workflow template (JSON)")
     export.add_argument("-o", "--output", required=True)
     export.add_argument("--runs", default="", help="comma-separated run ids (default: all)")
-    export.add_argument("--dynamic", action="append", default=[], metavar="RUN.param=name",
-                        help="make a value a dynamic parameter asked for at import")
+    export.add_argument(
+        "--dynamic",
+        action="append",
+        default=[],
+        metavar="RUN.param=name",
+        help="make a value a dynamic parameter asked for at import",
+    )
     imp = add("import", cmd_import, "import a workflow template as new runs")
     imp.add_argument("file")
     imp.add_argument("--set", action="append", default=[], metavar="name=value")

@@ -24,8 +24,9 @@ def test_defaults_without_file(config_file: Path) -> None:
     assert config.settings() == {"executor": "local", "cores": None}
 
 
-def test_file_then_environment_then_code(config_file: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_then_environment_then_code(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config_file.write_text('executor = "sync"\ncores = 3\n')
     assert config.settings() == {"executor": "sync", "cores": 3}
     monkeypatch.setenv("CRYOLAB_CORES", "5")
@@ -35,7 +36,7 @@ def test_file_then_environment_then_code(config_file: Path,
 
 def test_bad_configuration_is_named(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config_file.write_text("cores = [")
-    with pytest.raises(CryolabError, match="config.toml is malformed"):
+    with pytest.raises(CryolabError, match=r"config\.toml is malformed"):
         config.settings()
     config_file.write_text("cpus = 4\n")
     with pytest.raises(CryolabError, match=r"unknown key\(s\) \['cpus'\]"):
@@ -46,8 +47,9 @@ def test_bad_configuration_is_named(config_file: Path, monkeypatch: pytest.Monke
         config.settings()
 
 
-def test_runs_take_the_configured_executor(config_file: Path, project: Project,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_take_the_configured_executor(
+    config_file: Path, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CRYOLAB_EXECUTOR", "sync")
     run = project.save("test.count", steps=1)
     assert project._run_row(run.id)["executor"] == '{"name": "sync", "cores": null}'

@@ -25,9 +25,18 @@ def record(step: Step) -> None:
     """Work function: append start/end times to a log; sleep or fail when asked."""
     log = Path(step.args["log"])
     with open(log, "a") as handle:
-        handle.write(json.dumps({"id": step.id, "event": "start", "t": time.time(),
-                                 "pid": os.getpid(),
-                                 "threads": os.environ.get("CRYOLAB_STEP_THREADS")}) + "\n")
+        handle.write(
+            json.dumps(
+                {
+                    "id": step.id,
+                    "event": "start",
+                    "t": time.time(),
+                    "pid": os.getpid(),
+                    "threads": os.environ.get("CRYOLAB_STEP_THREADS"),
+                }
+            )
+            + "\n"
+        )
     time.sleep(step.args.get("sleep", 0))
     if step.args.get("fail"):
         raise ValueError(f"{step.id} was told to fail")
@@ -63,10 +72,12 @@ class ExecutorContract:
     def test_dependencies_finish_before_dependents_start(self, tmp_path: Path) -> None:
         log = tmp_path / "log"
         # a diamond: a -> (b, c) -> d
-        steps = [Step("a", "record", {"log": str(log), "sleep": 0.05}),
-                 Step("b", "record", {"log": str(log), "sleep": 0.05}, ("a",)),
-                 Step("c", "record", {"log": str(log)}, ("a",)),
-                 Step("d", "record", {"log": str(log)}, ("b", "c"))]
+        steps = [
+            Step("a", "record", {"log": str(log), "sleep": 0.05}),
+            Step("b", "record", {"log": str(log), "sleep": 0.05}, ("a",)),
+            Step("c", "record", {"log": str(log)}, ("a",)),
+            Step("d", "record", {"log": str(log)}, ("b", "c")),
+        ]
         self.make().execute(steps, record)
         seen = events(log)
         end = {e["id"]: e["t"] for e in seen if e["event"] == "end"}
@@ -84,17 +95,22 @@ class ExecutorContract:
         log = tmp_path / "log"
         started: list[str] = []
         finished: list[tuple[str, str | None]] = []
-        self.make().execute(chain(log, ["a", "b"]), record,
-                            on_start=lambda s: started.append(s.id),
-                            on_done=lambda s, e: finished.append((s.id, e)))
+        self.make().execute(
+            chain(log, ["a", "b"]),
+            record,
+            on_start=lambda s: started.append(s.id),
+            on_done=lambda s, e: finished.append((s.id, e)),
+        )
         assert started == ["a", "b"]
         assert finished == [("a", None), ("b", None)]
 
     def test_failure_stops_dependents_and_names_the_step(self, tmp_path: Path) -> None:
         log = tmp_path / "log"
-        steps = [Step("a", "record", {"log": str(log)}),
-                 Step("bad", "record", {"log": str(log), "fail": True}, ("a",)),
-                 Step("after", "record", {"log": str(log)}, ("bad",))]
+        steps = [
+            Step("a", "record", {"log": str(log)}),
+            Step("bad", "record", {"log": str(log), "fail": True}, ("a",)),
+            Step("after", "record", {"log": str(log)}, ("bad",)),
+        ]
         errors: dict[str, str | None] = {}
         with pytest.raises(StepError, match="bad") as caught:
             self.make().execute(steps, record, on_done=lambda s, e: errors.update({s.id: e}))
@@ -106,8 +122,10 @@ class ExecutorContract:
     def test_refuses_bad_plans_before_running_anything(self, tmp_path: Path) -> None:
         log = tmp_path / "log"
         unknown = [Step("a", "record", {"log": str(log)}, ("ghost",))]
-        cycle = [Step("a", "record", {"log": str(log)}, ("b",)),
-                 Step("b", "record", {"log": str(log)}, ("a",))]
+        cycle = [
+            Step("a", "record", {"log": str(log)}, ("b",)),
+            Step("b", "record", {"log": str(log)}, ("a",)),
+        ]
         twice = [Step("a", "record", {"log": str(log)}), Step("a", "record", {"log": str(log)})]
         with pytest.raises(StepError, match="unknown step"):
             self.make().execute(unknown, record)
@@ -150,14 +168,18 @@ class TestLocal(ExecutorContract):
 
     def test_a_step_taking_all_cores_runs_alone(self, tmp_path: Path) -> None:
         log = tmp_path / "log"
-        steps = [Step("wide", "record", {"log": str(log), "sleep": 0.3}, threads=2),
-                 Step("narrow", "record", {"log": str(log), "sleep": 0.3}, threads=1)]
+        steps = [
+            Step("wide", "record", {"log": str(log), "sleep": 0.3}, threads=2),
+            Step("narrow", "record", {"log": str(log), "sleep": 0.3}, threads=1),
+        ]
         self.make().execute(steps, record)
         seen = {(e["id"], e["event"]): e for e in events(log)}
         assert seen[("wide", "start")]["threads"] == "2"
         assert seen[("narrow", "start")]["threads"] == "1"
-        assert (seen[("narrow", "start")]["t"] >= seen[("wide", "end")]["t"]
-                or seen[("wide", "start")]["t"] >= seen[("narrow", "end")]["t"])
+        assert (
+            seen[("narrow", "start")]["t"] >= seen[("wide", "end")]["t"]
+            or seen[("wide", "start")]["t"] >= seen[("narrow", "end")]["t"]
+        )
 
     def test_many_short_steps_are_batched_but_all_reported(self, tmp_path: Path) -> None:
         log = tmp_path / "log"

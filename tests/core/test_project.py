@@ -196,8 +196,12 @@ def test_saved_runs_wait_for_launch(project: Project) -> None:
         ("test.sum", {}, ParameterError, "'source': a value is required"),
         ("test.sum", {"source": "99.numbers"}, ParameterError, "run 99 does not exist"),
         ("test.sum", {"source": "nonsense"}, ParameterError, "expected an output such as"),
-        ("sets.subset", {"source": "1.numbers", "where": "value >"}, ParameterError,
-         "malformed condition"),
+        (
+            "sets.subset",
+            {"source": "1.numbers", "where": "value >"},
+            ParameterError,
+            "malformed condition",
+        ),
         ("test.count", {"steps": object()}, ParameterError, "JSON"),
     ],
 )
@@ -241,9 +245,12 @@ def test_run_graph_is_json_with_statuses_and_counts(project: Project) -> None:
     assert nodes[first.id]["status"] == "finished"
     assert nodes[second.id]["label"] == "halves"
     assert [(o["name"], o["count"]) for o in nodes[second.id]["outputs"]] == [
-        ("part1", 10), ("part2", 10)]
-    assert graph["edges"] == [{"source": first.id, "output": "numbers", "target": second.id,
-                               "param": "source"}]
+        ("part1", 10),
+        ("part2", 10),
+    ]
+    assert graph["edges"] == [
+        {"source": first.id, "output": "numbers", "target": second.id, "param": "source"}
+    ]
 
 
 def test_events_record_the_life_of_a_run(project: Project) -> None:

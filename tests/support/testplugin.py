@@ -28,8 +28,9 @@ class Count(Protocol):
 
     def plan(self) -> Iterator[Step]:
         for index in range(self.values["steps"]):
-            yield Step(f"count-{index:04d}", "count", {"index": index},
-                       threads=self.values["threads"])
+            yield Step(
+                f"count-{index:04d}", "count", {"index": index}, threads=self.values["threads"]
+            )
 
     def count(self, ctx: StepContext, index: int) -> None:
         with open(ctx.run_dir / EXECUTIONS, "a") as log:

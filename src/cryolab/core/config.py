@@ -46,8 +46,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise CryolabError(f"configuration file {path} is malformed: {exc}") from None
     unknown = sorted(set(data) - set(DEFAULTS))
     if unknown:
-        raise CryolabError(f"configuration file {path}: unknown key(s) {unknown}; "
-                           f"known: {sorted(DEFAULTS)}")
+        raise CryolabError(
+            f"configuration file {path}: unknown key(s) {unknown}; known: {sorted(DEFAULTS)}"
+        )
     return data
 
 
@@ -61,7 +62,6 @@ def settings(**overrides: Any) -> dict[str, Any]:
             try:
                 merged[key] = parse(text)
             except ValueError:
-                raise CryolabError(f"CRYOLAB_{key.upper()}={text!r} is not a valid {key}") \
-                    from None
+                raise CryolabError(f"CRYOLAB_{key.upper()}={text!r} is not a valid {key}") from None
     merged.update({k: v for k, v in overrides.items() if v is not None})
     return merged

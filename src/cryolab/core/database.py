@@ -102,8 +102,9 @@ def create(folder: Path) -> sqlite3.Connection:
 
 def _open(path: Path) -> sqlite3.Connection:
     try:
-        connection = sqlite3.connect(path, timeout=60, isolation_level=None,
-                                     check_same_thread=False)
+        connection = sqlite3.connect(
+            path, timeout=60, isolation_level=None, check_same_thread=False
+        )
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
@@ -158,8 +159,7 @@ def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     connection.execute("COMMIT")
 
 
-def add_event(connection: sqlite3.Connection, run_id: int | None, kind: str,
-              **data: Any) -> None:
+def add_event(connection: sqlite3.Connection, run_id: int | None, kind: str, **data: Any) -> None:
     """Record an event (status change, step done, ...) for observers such as the UI."""
     connection.execute(
         "INSERT INTO events(time, run_id, kind, data) VALUES (?, ?, ?, ?)",

@@ -38,8 +38,13 @@ def copy_run(project: Project, run_id: int, *, launch: bool = False, **changes: 
     return copy_runs(project, [run_id], {run_id: changes}, launch=launch)[run_id]
 
 
-def copy_runs(project: Project, run_ids: Sequence[int],
-              changes: Mapping[int, Mapping[str, Any]], *, launch: bool = False) -> dict[int, Run]:
+def copy_runs(
+    project: Project,
+    run_ids: Sequence[int],
+    changes: Mapping[int, Mapping[str, Any]],
+    *,
+    launch: bool = False,
+) -> dict[int, Run]:
     """Copy a subgraph: inputs between copied runs point to the copies, others stay.
 
     Returns
@@ -58,12 +63,18 @@ def copy_runs(project: Project, run_ids: Sequence[int],
             params.update(changes.get(run_id, {}))
             try:
                 created[run_id] = project.create_run(
-                    row["protocol"], params, label=row["label"], comment=row["comment"],
-                    seed=row["seed"], executor=json.loads(row["executor"]),
-                    origin={"copy_of": run_id})
+                    row["protocol"],
+                    params,
+                    label=row["label"],
+                    comment=row["comment"],
+                    seed=row["seed"],
+                    executor=json.loads(row["executor"]),
+                    origin={"copy_of": run_id},
+                )
             except ParameterError as exc:
-                raise ParameterError([Issue(i.param, f"copy of run {run_id}: {i.message}")
-                                      for i in exc.issues]) from None
+                raise ParameterError(
+                    [Issue(i.param, f"copy of run {run_id}: {i.message}") for i in exc.issues]
+                ) from None
     project.make_folders(list(created.values()))
     copies = {old: Run(project, new) for old, new in created.items()}
     if launch:
@@ -87,8 +98,14 @@ def topological_order(project: Project, run_ids: list[int]) -> list[int]:
     chosen = set(run_ids)
     for run_id in run_ids:
         project._run_row(run_id)
-    needs = {r: {src for (src,) in project.db.execute(
-        "SELECT src_run FROM edges WHERE dst_run = ?", (r,)) if src in chosen} for r in chosen}
+    needs = {
+        r: {
+            src
+            for (src,) in project.db.execute("SELECT src_run FROM edges WHERE dst_run = ?", (r,))
+            if src in chosen
+        }
+        for r in chosen
+    }
     order: list[int] = []
     while needs:
         ready = sorted(r for r, deps in needs.items() if not deps)
@@ -108,33 +125,44 @@ def update_params(project: Project, run_id: int, **changes: Any) -> Run:
 
     row = project._run_row(run_id)
     if row["status"] != "saved":
-        raise GraphError(f"run {run_id} is {row['status']}; only saved runs can be edited "
-                         "(copy it instead)")
+        raise GraphError(
+            f"run {run_id} is {row['status']}; only saved runs can be edited (copy it instead)"
+        )
     params = json.loads(row["params"])
     params.update({k: as_reference(v) for k, v in changes.items()})
     below = set(project.downstream(run_id)) | {run_id}
     for value in params.values():
         for ref in value if isinstance(value, list) else [value]:
             if isinstance(ref, str) and is_reference(ref) and split_reference(ref)[0] in below:
-                raise GraphError(f"run {run_id} cannot take {ref} as input: run "
-                                 f"{split_reference(ref)[0]} depends on run {run_id} (a cycle)")
+                raise GraphError(
+                    f"run {run_id} cannot take {ref} as input: run "
+                    f"{split_reference(ref)[0]} depends on run {run_id} (a cycle)"
+                )
     cls = registry.get(row["protocol"])
     with database.transaction(project.db):
         instance = project.validate(cls, params)
         outputs = project._resolve_outputs(instance)
-        project.db.execute("UPDATE runs SET params = ? WHERE id = ?",
-                           (json.dumps(instance.values), run_id))
+        project.db.execute(
+            "UPDATE runs SET params = ? WHERE id = ?", (json.dumps(instance.values), run_id)
+        )
         project.db.execute("DELETE FROM edges WHERE dst_run = ?", (run_id,))
         for name in cls.inputs():
             value = instance.values.get(name)
-            for position, ref in enumerate(value if isinstance(value, list) else
-                                           ([value] if value else [])):
+            for position, ref in enumerate(
+                value if isinstance(value, list) else ([value] if value else [])
+            ):
                 src_run, src_output = split_reference(ref)
                 project.db.execute(
                     "INSERT INTO edges(src_run, src_output, dst_run, dst_param, position) "
-                    "VALUES (?, ?, ?, ?, ?)", (src_run, src_output, run_id, name, position))
-        used = [r[0] for r in project.db.execute(
-            "SELECT DISTINCT src_output FROM edges WHERE src_run = ?", (run_id,))]
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (src_run, src_output, run_id, name, position),
+                )
+        used = [
+            r[0]
+            for r in project.db.execute(
+                "SELECT DISTINCT src_output FROM edges WHERE src_run = ?", (run_id,)
+            )
+        ]
         gone = [u for u in used if u not in outputs]
         if gone:
             raise GraphError(f"run {run_id} would lose output(s) {gone} used downstream")
@@ -142,7 +170,8 @@ def update_params(project: Project, run_id: int, **changes: Any) -> Run:
         for name, chain in outputs.items():
             project.db.execute(
                 "INSERT INTO outputs(run_id, name, types, path) VALUES (?, ?, ?, ?)",
-                (run_id, name, json.dumps(chain), f"{row['folder']}/outputs/{name}"))
+                (run_id, name, json.dumps(chain), f"{row['folder']}/outputs/{name}"),
+            )
         database.add_event(project.db, run_id, "edited", params=sorted(changes))
     return Run(project, run_id)
 
@@ -158,8 +187,9 @@ def delete_run(project: Project, run_id: int, *, cascade: bool = False) -> list[
     project._run_row(run_id)
     downstream = project.downstream(run_id)
     if downstream and not cascade:
-        raise GraphError(f"run {run_id} is used by run(s) {downstream}; delete those first "
-                         "or pass cascade=True")
+        raise GraphError(
+            f"run {run_id} is used by run(s) {downstream}; delete those first or pass cascade=True"
+        )
     targets = [run_id, *downstream]
     active = [t for t in targets if project._refresh_status(t) in ACTIVE]
     if active:
@@ -167,8 +197,10 @@ def delete_run(project: Project, run_id: int, *, cascade: bool = False) -> list[
     folders = [project.path / project._run_row(t)["folder"] for t in targets]
     marks = ",".join("?" * len(targets))
     with database.transaction(project.db):
-        project.db.execute(f"DELETE FROM edges WHERE src_run IN ({marks}) OR dst_run IN "
-                           f"({marks})", (*targets, *targets))
+        project.db.execute(
+            f"DELETE FROM edges WHERE src_run IN ({marks}) OR dst_run IN ({marks})",
+            (*targets, *targets),
+        )
         for table in ("outputs", "steps"):
             project.db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", targets)
         project.db.execute(f"DELETE FROM runs WHERE id IN ({marks})", targets)

@@ -54,7 +54,8 @@ def load_run(folder: Path, run_id: int) -> LoadedRun:
         }
         sources = connection.execute(
             "SELECT o.run_id, o.name, o.path FROM outputs o JOIN edges e ON "
-            "e.src_run = o.run_id AND e.src_output = o.name WHERE e.dst_run = ?", (run_id,)
+            "e.src_run = o.run_id AND e.src_output = o.name WHERE e.dst_run = ?",
+            (run_id,),
         ).fetchall()
     finally:
         connection.close()
@@ -62,8 +63,16 @@ def load_run(folder: Path, run_id: int) -> LoadedRun:
     for source in sources:
         input_paths.setdefault(source["run_id"], {})[source["name"]] = folder / source["path"]
     protocol = registry.get(row["protocol"])(json.loads(row["params"]))
-    loaded = LoadedRun(folder, run_id, protocol, folder / row["folder"], row["seed"],
-                       json.loads(row["executor"]), outputs, input_paths)
+    loaded = LoadedRun(
+        folder,
+        run_id,
+        protocol,
+        folder / row["folder"],
+        row["seed"],
+        json.loads(row["executor"]),
+        outputs,
+        input_paths,
+    )
     _loaded[key] = loaded
     return loaded
 
@@ -73,8 +82,9 @@ def output_writer(loaded: LoadedRun, name: str) -> SetWriter:
     try:
         path, types = loaded.outputs[name]
     except KeyError:
-        raise KeyError(f"{loaded.protocol.name} declares no output {name!r}; "
-                       f"it has {sorted(loaded.outputs)}") from None
+        raise KeyError(
+            f"{loaded.protocol.name} declares no output {name!r}; it has {sorted(loaded.outputs)}"
+        ) from None
     return SetWriter.create(path, types, exist_ok=True)
 
 
@@ -94,10 +104,12 @@ def execute_step(folder: Path, run_id: int, step: Step) -> None:
     """Run one step of a run in this process."""
     loaded = load_run(folder, run_id)
     context = StepContext(
-        step, loaded.protocol.values,
+        step,
+        loaded.protocol.values,
         load_input=lambda name: _load_input(loaded, name),
         open_output=lambda name: output_writer(loaded, name),
-        run_dir=loaded.run_dir, seed=loaded.seed,
+        run_dir=loaded.run_dir,
+        seed=loaded.seed,
     )
     method = getattr(loaded.protocol, step.func, None)
     if method is None or step.func.startswith("_"):
@@ -116,4 +128,6 @@ def record_step_done(folder: Path, run_id: int, step_id: str) -> None:
         connection = _connections[key] = database.connect(folder)
     connection.execute(
         "UPDATE steps SET status = 'done', finished = ?, error = NULL "
-        "WHERE run_id = ? AND step_id = ?", (time.time(), run_id, step_id))
+        "WHERE run_id = ? AND step_id = ?",
+        (time.time(), run_id, step_id),
+    )

@@ -23,8 +23,13 @@ StepWork = Callable[[Step], None]
 StepHook = Callable[[Step], None]
 StepDoneHook = Callable[[Step, "str | None"], None]
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                     "NUMEXPR_NUM_THREADS", "CRYOLAB_STEP_THREADS")
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "CRYOLAB_STEP_THREADS",
+)
 
 
 def _noop(*_: object) -> None:
@@ -64,8 +69,15 @@ class Executor(ABC):
     name = "executor"
 
     @abstractmethod
-    def execute(self, steps: Sequence[Step], work: StepWork, *, done: Collection[str] = (),
-                on_start: StepHook = _noop, on_done: StepDoneHook = _noop) -> None:
+    def execute(
+        self,
+        steps: Sequence[Step],
+        work: StepWork,
+        *,
+        done: Collection[str] = (),
+        on_start: StepHook = _noop,
+        on_done: StepDoneHook = _noop,
+    ) -> None:
         """Run the steps; ``on_done(step, error)`` gets ``None`` or the error text."""
 
 
@@ -74,8 +86,15 @@ class SynchronousExecutor(Executor):
 
     name = "sync"
 
-    def execute(self, steps: Sequence[Step], work: StepWork, *, done: Collection[str] = (),
-                on_start: StepHook = _noop, on_done: StepDoneHook = _noop) -> None:
+    def execute(
+        self,
+        steps: Sequence[Step],
+        work: StepWork,
+        *,
+        done: Collection[str] = (),
+        on_start: StepHook = _noop,
+        on_done: StepDoneHook = _noop,
+    ) -> None:
         check_plan(steps, done)
         finished = set(done)
         pending = [s for s in steps if s.id not in finished]
@@ -134,8 +153,15 @@ class LocalExecutor(Executor):
         self.cores = max(1, cores or os.cpu_count() or 1)
         self.batch_seconds = batch_seconds
 
-    def execute(self, steps: Sequence[Step], work: StepWork, *, done: Collection[str] = (),
-                on_start: StepHook = _noop, on_done: StepDoneHook = _noop) -> None:
+    def execute(
+        self,
+        steps: Sequence[Step],
+        work: StepWork,
+        *,
+        done: Collection[str] = (),
+        on_start: StepHook = _noop,
+        on_done: StepDoneHook = _noop,
+    ) -> None:
         check_plan(steps, done)
         by_id = {s.id: s for s in steps}
         waiting = {s.id: len(set(s.deps) - set(done)) for s in steps if s.id not in done}
@@ -171,8 +197,11 @@ class LocalExecutor(Executor):
                         batch, need = running.pop(future)
                         used -= need
                         error = future.exception()
-                        results = future.result() if error is None else [
-                            (batch[0].id, f"{type(error).__name__}: {error}", 0.0)]
+                        results = (
+                            future.result()
+                            if error is None
+                            else [(batch[0].id, f"{type(error).__name__}: {error}", 0.0)]
+                        )
                         reported = {step_id for step_id, _, _ in results}
                         for step_id, message, seconds in results:
                             on_done(by_id[step_id], message)

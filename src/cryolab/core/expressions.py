@@ -187,7 +187,7 @@ class _Evaluator:
     def _compare(self, node: ast.Compare) -> Any:
         left = self.visit(node.left)
         out: Any = None
-        for op_node, right_node in zip(node.ops, node.comparators):
+        for op_node, right_node in zip(node.ops, node.comparators, strict=True):
             right = self.visit(right_node)
             if isinstance(op_node, (ast.In, ast.NotIn)):
                 if not isinstance(right, list):

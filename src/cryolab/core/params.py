@@ -24,9 +24,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-    ">": operator.gt, ">=": operator.ge,
-    "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda a, b: a in b,
+    "not in": lambda a, b: a not in b,
 }
 
 
@@ -181,9 +186,18 @@ class Param:
 
     kind: ClassVar[str] = "param"
 
-    def __init__(self, *, label: str = "", default: Any = None, help: str = "", unit: str = "",
-                 section: str = "Parameters", expert: int = 0,
-                 condition: Condition | None = None, required: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        label: str = "",
+        default: Any = None,
+        help: str = "",
+        unit: str = "",
+        section: str = "Parameters",
+        expert: int = 0,
+        condition: Condition | None = None,
+        required: bool | None = None,
+    ) -> None:
         self.name = ""
         self.label = label
         self.default = default
@@ -213,8 +227,14 @@ class Param:
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description for forms, templates and ``cryolab protocols``."""
         return {
-            "name": self.name, "kind": self.kind, "label": self.label, "default": self.default,
-            "help": self.help, "unit": self.unit, "section": self.section, "expert": self.expert,
+            "name": self.name,
+            "kind": self.kind,
+            "label": self.label,
+            "default": self.default,
+            "help": self.help,
+            "unit": self.unit,
+            "section": self.section,
+            "expert": self.expert,
             "required": self.required,
             "condition": None if self.condition is None else self.condition.to_json(),
             **self._extra(),
@@ -385,8 +405,9 @@ class ListParam(Param):
 
     kind = "list"
 
-    def __init__(self, item: Param, *, min_items: int = 0, max_items: int | None = None,
-                 **kw: Any) -> None:
+    def __init__(
+        self, item: Param, *, min_items: int = 0, max_items: int | None = None, **kw: Any
+    ) -> None:
         super().__init__(**kw)
         self.item = item
         self.min_items = min_items
@@ -417,8 +438,11 @@ class ListParam(Param):
         return [self.item.parse(p.strip()) for p in stripped.split(",") if p.strip()]
 
     def _extra(self) -> dict[str, Any]:
-        return {"item": self.item.describe(), "min_items": self.min_items,
-                "max_items": self.max_items}
+        return {
+            "item": self.item.describe(),
+            "min_items": self.min_items,
+            "max_items": self.max_items,
+        }
 
 
 class InputParam(Param):
@@ -434,14 +458,16 @@ class InputParam(Param):
 
     kind = "input"
 
-    def __init__(self, types: type | str | Sequence[type | str], *, multiple: bool = False,
-                 **kw: Any) -> None:
+    def __init__(
+        self, types: type | str | Sequence[type | str], *, multiple: bool = False, **kw: Any
+    ) -> None:
         super().__init__(**kw)
         options: Sequence[type | str] = (
             types if isinstance(types, (list, tuple)) else [types]  # type: ignore[list-item]
         )
-        self.types = [t if isinstance(t, str) else str(getattr(t, "type_name", t.__name__))
-                      for t in options]
+        self.types = [
+            t if isinstance(t, str) else str(getattr(t, "type_name", t.__name__)) for t in options
+        ]
         self.multiple = multiple
 
     def check(self, value: Any) -> str | None:

@@ -128,8 +128,12 @@ class Registry:
                 continue
             for name, target in entry.plugin.protocols.items():
                 if name in self._protocols:
-                    log.warning("protocol %s of plugin %s hides the one of plugin %s",
-                                name, point.name, self._protocols[name].plugin)
+                    log.warning(
+                        "protocol %s of plugin %s hides the one of plugin %s",
+                        name,
+                        point.name,
+                        self._protocols[name].plugin,
+                    )
                 self._protocols[name] = ProtocolEntry(name, point.name, target)
 
     def protocols(self) -> dict[str, ProtocolEntry]:
@@ -164,8 +168,9 @@ class Registry:
                 entry.error = f"{type(exc).__name__}: {exc}"
                 log.debug("protocol %s failed to load:\n%s", name, traceback.format_exc())
         if entry.error is not None:
-            raise PluginError(f"protocol {name!r} of plugin {entry.plugin!r} is unavailable: "
-                              f"{entry.error}")
+            raise PluginError(
+                f"protocol {name!r} of plugin {entry.plugin!r} is unavailable: {entry.error}"
+            )
         return self._classes[name]
 
     def check_all(self) -> dict[str, ProtocolEntry]:
@@ -179,13 +184,20 @@ class Registry:
 def _check_plugin(plugin: Plugin) -> None:
     """Refuse a Plugin whose ``protocols`` is not a mapping of names to ``"module:Class"``."""
     if not isinstance(plugin.protocols, Mapping):
-        raise PluginError(f"plugin {plugin.name!r}: protocols must map names to "
-                          f"'module:Class' strings, not be a {type(plugin.protocols).__name__}")
-    bad = [name for name, target in plugin.protocols.items()
-           if not (isinstance(name, str) and isinstance(target, str) and ":" in target)]
+        raise PluginError(
+            f"plugin {plugin.name!r}: protocols must map names to "
+            f"'module:Class' strings, not be a {type(plugin.protocols).__name__}"
+        )
+    bad = [
+        name
+        for name, target in plugin.protocols.items()
+        if not (isinstance(name, str) and isinstance(target, str) and ":" in target)
+    ]
     if bad:
-        raise PluginError(f"plugin {plugin.name!r}: protocol(s) {bad} must name their class "
-                          "as a 'module:Class' string")
+        raise PluginError(
+            f"plugin {plugin.name!r}: protocol(s) {bad} must name their class "
+            "as a 'module:Class' string"
+        )
 
 
 def _load_class(target: str) -> type[Protocol]:

@@ -47,12 +47,26 @@ def as_reference(value: Any) -> Any:
     if isinstance(value, Run):
         outputs = list(value.out.values())
         if len(outputs) != 1:
-            raise ParameterError([Issue("", f"run {value.id} has {len(outputs)} outputs; "
-                                            "pick one, e.g. run.out.particles")])
+            raise ParameterError(
+                [
+                    Issue(
+                        "",
+                        f"run {value.id} has {len(outputs)} outputs; "
+                        "pick one, e.g. run.out.particles",
+                    )
+                ]
+            )
         return str(outputs[0])
     if isinstance(value, Set):
-        raise ParameterError([Issue("", "an in-memory set is not traced; give the output of "
-                                        "a run (run.out.name) as input")])
+        raise ParameterError(
+            [
+                Issue(
+                    "",
+                    "an in-memory set is not traced; give the output of "
+                    "a run (run.out.name) as input",
+                )
+            ]
+        )
     if isinstance(value, (list, tuple)):
         return [as_reference(v) for v in value]
     return value
@@ -86,8 +100,17 @@ class Project:
         return f"<Project {self.path} ({len(self.runs())} runs)>"
 
     # -- creating and launching runs ----------------------------------------------------------
-    def run(self, protocol: str, *, label: str = "", comment: str = "", seed: int | None = None,
-            executor: str | None = None, cores: int | None = None, **params: Any) -> Run:
+    def run(
+        self,
+        protocol: str,
+        *,
+        label: str = "",
+        comment: str = "",
+        seed: int | None = None,
+        executor: str | None = None,
+        cores: int | None = None,
+        **params: Any,
+    ) -> Run:
         """Create a run and launch it in its own process; returns at once.
 
         Parameters
@@ -111,25 +134,53 @@ class Project:
         ParameterError
             Listing every invalid parameter; nothing is stored then.
         """
-        run = self.save(protocol, label=label, comment=comment, seed=seed, executor=executor,
-                        cores=cores, **params)
+        run = self.save(
+            protocol,
+            label=label,
+            comment=comment,
+            seed=seed,
+            executor=executor,
+            cores=cores,
+            **params,
+        )
         return self.launch(run.id)
 
-    def save(self, protocol: str, *, label: str = "", comment: str = "", seed: int | None = None,
-             executor: str | None = None, cores: int | None = None, **params: Any) -> Run:
+    def save(
+        self,
+        protocol: str,
+        *,
+        label: str = "",
+        comment: str = "",
+        seed: int | None = None,
+        executor: str | None = None,
+        cores: int | None = None,
+        **params: Any,
+    ) -> Run:
         """Create a run without launching it (status ``saved``); see :meth:`run`."""
         chosen = config.settings(executor=executor, cores=cores)
         with database.transaction(self.db):
-            run_id = self.create_run(protocol, params, label=label, comment=comment, seed=seed,
-                                     executor={"name": chosen["executor"],
-                                               "cores": chosen["cores"]})
+            run_id = self.create_run(
+                protocol,
+                params,
+                label=label,
+                comment=comment,
+                seed=seed,
+                executor={"name": chosen["executor"], "cores": chosen["cores"]},
+            )
         self.make_folders([run_id])
         return Run(self, run_id)
 
-    def create_run(self, protocol: str, params: Mapping[str, Any], *, label: str = "",
-                   comment: str = "", seed: int | None = None,
-                   executor: Mapping[str, Any] | None = None,
-                   origin: Mapping[str, Any] | None = None) -> int:
+    def create_run(
+        self,
+        protocol: str,
+        params: Mapping[str, Any],
+        *,
+        label: str = "",
+        comment: str = "",
+        seed: int | None = None,
+        executor: Mapping[str, Any] | None = None,
+        origin: Mapping[str, Any] | None = None,
+    ) -> int:
         """Validate and insert a saved run; call inside :func:`database.transaction`.
 
         Several calls in one transaction create several runs all-or-nothing (copies of a
@@ -140,12 +191,14 @@ class Project:
         instance = self.validate(cls, values)
         executor = dict(executor or {"name": "local", "cores": None})
         if executor.get("name") not in ("local", "sync"):
-            raise ParameterError([Issue("executor",
-                                        f"{executor.get('name')!r} is not 'local' or 'sync'")])
+            raise ParameterError(
+                [Issue("executor", f"{executor.get('name')!r} is not 'local' or 'sync'")]
+            )
         run_seed = int(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
         outputs = self._resolve_outputs(instance)
-        return self._insert_run(instance, label, comment, run_seed, executor, outputs,
-                                origin=origin)
+        return self._insert_run(
+            instance, label, comment, run_seed, executor, outputs, origin=origin
+        )
 
     def make_folders(self, run_ids: Sequence[int]) -> None:
         """Create the folders of newly committed runs."""
@@ -157,8 +210,9 @@ class Project:
         try:
             json.dumps(dict(values))
         except TypeError as exc:
-            raise ParameterError([Issue("", f"parameter values must be JSON data: {exc}")]) \
-                from None
+            raise ParameterError(
+                [Issue("", f"parameter values must be JSON data: {exc}")]
+            ) from None
         instance = cls(values)
         issues = instance.validate()
         applicable = instance.applicable()
@@ -174,13 +228,16 @@ class Project:
 
     def _check_input(self, name: str, param: InputParam, ref: str) -> list[Issue]:
         run_id, output = split_reference(ref)
-        row = self.db.execute("SELECT types FROM outputs WHERE run_id = ? AND name = ?",
-                              (run_id, output)).fetchone()
+        row = self.db.execute(
+            "SELECT types FROM outputs WHERE run_id = ? AND name = ?", (run_id, output)
+        ).fetchone()
         if row is None:
             if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                 return [Issue(name, f"run {run_id} does not exist")]
-            names = [r[0] for r in self.db.execute(
-                "SELECT name FROM outputs WHERE run_id = ?", (run_id,))]
+            names = [
+                r[0]
+                for r in self.db.execute("SELECT name FROM outputs WHERE run_id = ?", (run_id,))
+            ]
             return [Issue(name, f"run {run_id} has no output {output!r}; it has {names}")]
         chain = json.loads(row["types"])
         if not param.accepts(chain):
@@ -191,9 +248,11 @@ class Project:
         resolved: dict[str, list[str]] = {}
         for name, output in instance.declared_outputs().items():
             if not name.isidentifier() or name in RESERVED_OUTPUT_NAMES:
-                raise ProjectError(f"protocol {instance.name} declares an output named {name!r}; "
-                                   "output names must be identifiers other than "
-                                   f"{sorted(RESERVED_OUTPUT_NAMES)}")
+                raise ProjectError(
+                    f"protocol {instance.name} declares an output named {name!r}; "
+                    "output names must be identifiers other than "
+                    f"{sorted(RESERVED_OUTPUT_NAMES)}"
+                )
             resolved[name] = self._output_chain(instance, output)
         return resolved
 
@@ -203,8 +262,9 @@ class Project:
             ref = value[0] if isinstance(value, list) else value
             if isinstance(ref, str) and is_reference(ref):
                 run_id, name = split_reference(ref)
-                row = self.db.execute("SELECT types FROM outputs WHERE run_id = ? AND name = ?",
-                                      (run_id, name)).fetchone()
+                row = self.db.execute(
+                    "SELECT types FROM outputs WHERE run_id = ? AND name = ?", (run_id, name)
+                ).fetchone()
                 if row is not None:
                     chain: list[str] = json.loads(row["types"])
                     return chain
@@ -213,15 +273,32 @@ class Project:
         cls = set_type(name)
         return cls.type_chain() if cls.type_name == name else [name, "Set"]
 
-    def _insert_run(self, instance: Protocol, label: str, comment: str, seed: int,
-                    executor: Mapping[str, Any], outputs: Mapping[str, list[str]],
-                    status: str = "saved", origin: Mapping[str, Any] | None = None) -> int:
+    def _insert_run(
+        self,
+        instance: Protocol,
+        label: str,
+        comment: str,
+        seed: int,
+        executor: Mapping[str, Any],
+        outputs: Mapping[str, list[str]],
+        status: str = "saved",
+        origin: Mapping[str, Any] | None = None,
+    ) -> int:
         """Insert a run, its edges and outputs; call inside a transaction."""
         cursor = self.db.execute(
             "INSERT INTO runs(protocol, label, comment, status, params, folder, seed, executor, "
             "created, origin) VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?)",
-            (instance.name, label, comment, status, json.dumps(instance.values), seed,
-             json.dumps(dict(executor)), time.time(), json.dumps(dict(origin or {}))),
+            (
+                instance.name,
+                label,
+                comment,
+                status,
+                json.dumps(instance.values),
+                seed,
+                json.dumps(dict(executor)),
+                time.time(),
+                json.dumps(dict(origin or {})),
+            ),
         )
         run_id = int(cursor.lastrowid or 0)
         folder = f"Runs/{run_id:06d}_{instance.name.replace('.', '_')}"
@@ -234,10 +311,14 @@ class Project:
                 src_run, src_output = split_reference(ref)
                 self.db.execute(
                     "INSERT INTO edges(src_run, src_output, dst_run, dst_param, position) "
-                    "VALUES (?, ?, ?, ?, ?)", (src_run, src_output, run_id, name, position))
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (src_run, src_output, run_id, name, position),
+                )
         for name, chain in outputs.items():
-            self.db.execute("INSERT INTO outputs(run_id, name, types, path) VALUES (?, ?, ?, ?)",
-                            (run_id, name, json.dumps(chain), f"{folder}/outputs/{name}"))
+            self.db.execute(
+                "INSERT INTO outputs(run_id, name, types, path) VALUES (?, ?, ?, ?)",
+                (run_id, name, json.dumps(chain), f"{folder}/outputs/{name}"),
+            )
         database.add_event(self.db, run_id, "created", protocol=instance.name)
         return run_id
 
@@ -249,23 +330,28 @@ class Project:
             raise ProjectError(f"run {run_id} is already {status}")
         if status == "finished":
             raise ProjectError(f"run {run_id} has finished; copy it to run it again")
-        database.set_status(self.db, run_id, "launched", pid=None, pid_start=None, error=None,
-                            finished=None)
+        database.set_status(
+            self.db, run_id, "launched", pid=None, pid_start=None, error=None, finished=None
+        )
         folder = self.path / row["folder"]
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "run.log", "ab") as log_file:
             try:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "cryolab.core.runner", str(self.path), str(run_id)],
-                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                    start_new_session=True, cwd=self.path,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=self.path,
                 )
             except OSError as exc:
                 self._mark(run_id, "failed", f"cannot start the run process: {exc}")
                 raise ProjectError(f"cannot start run {run_id}: {exc}") from None
         self.db.execute(
             "UPDATE runs SET pid = ?, pid_start = ?, host = ? WHERE id = ? AND pid IS NULL",
-            (process.pid, process_start_time(process.pid), socket.gethostname(), run_id))
+            (process.pid, process_start_time(process.pid), socket.gethostname(), run_id),
+        )
         _reap_later(process)
         return Run(self, run_id)
 
@@ -299,8 +385,12 @@ class Project:
         row = self._run_row(run_id)
         status = str(row["status"])
         if status in ACTIVE and not self._alive(row):
-            self._mark(run_id, "failed", "the run's process ended without recording a result "
-                                         "(killed?); launch the run again to resume it")
+            self._mark(
+                run_id,
+                "failed",
+                "the run's process ended without recording a result "
+                "(killed?); launch the run again to resume it",
+            )
             return "failed"
         return status
 
@@ -308,16 +398,28 @@ class Project:
         database.set_status(self.db, run_id, status, error=error, finished=time.time())
 
     def _output_refs(self, run_id: int) -> dict[str, OutputRef]:
-        return {r["name"]: OutputRef(self, run_id, r["name"], self.path / r["path"],
-                                     json.loads(r["types"]))
-                for r in self.db.execute("SELECT * FROM outputs WHERE run_id = ? ORDER BY rowid",
-                                         (run_id,))}
+        return {
+            r["name"]: OutputRef(
+                self, run_id, r["name"], self.path / r["path"], json.loads(r["types"])
+            )
+            for r in self.db.execute(
+                "SELECT * FROM outputs WHERE run_id = ? ORDER BY rowid", (run_id,)
+            )
+        }
 
     def _steps(self, run_id: int) -> list[dict[str, Any]]:
-        return [{"id": r["step_id"], "status": r["status"], "started": r["started"],
-                 "finished": r["finished"], "error": r["error"]}
-                for r in self.db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY position",
-                                         (run_id,))]
+        return [
+            {
+                "id": r["step_id"],
+                "status": r["status"],
+                "started": r["started"],
+                "finished": r["finished"],
+                "error": r["error"],
+            }
+            for r in self.db.execute(
+                "SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run_id,)
+            )
+        ]
 
     def summary(self, run_id: int) -> str:
         """The protocol's summary of a run, with its output sizes."""
@@ -327,25 +429,44 @@ class Project:
 
     def events(self, since: int = 0) -> list[dict[str, Any]]:
         """Events after id ``since`` (status changes, creations, ...), for observers."""
-        return [{"id": r["id"], "time": r["time"], "run": r["run_id"], "kind": r["kind"],
-                 **json.loads(r["data"])}
-                for r in self.db.execute("SELECT * FROM events WHERE id > ? ORDER BY id",
-                                         (since,))]
+        return [
+            {
+                "id": r["id"],
+                "time": r["time"],
+                "run": r["run_id"],
+                "kind": r["kind"],
+                **json.loads(r["data"]),
+            }
+            for r in self.db.execute("SELECT * FROM events WHERE id > ? ORDER BY id", (since,))
+        ]
 
     def run_graph(self) -> dict[str, Any]:
         """The run graph as JSON-serialisable nodes and edges, with statuses and counts."""
         nodes = []
         for run in self.runs():
             row = self._run_row(run.id)
-            nodes.append({
-                "id": run.id, "protocol": row["protocol"], "label": row["label"],
-                "status": run.status, "comment": row["comment"],
-                "outputs": [{"name": name, "type": ref.types[0], "count": ref.count,
-                             "state": ref.state} for name, ref in run.out.items()],
-            })
-        edges = [{"source": r["src_run"], "output": r["src_output"], "target": r["dst_run"],
-                  "param": r["dst_param"]}
-                 for r in self.db.execute("SELECT * FROM edges ORDER BY dst_run, position")]
+            nodes.append(
+                {
+                    "id": run.id,
+                    "protocol": row["protocol"],
+                    "label": row["label"],
+                    "status": run.status,
+                    "comment": row["comment"],
+                    "outputs": [
+                        {"name": name, "type": ref.types[0], "count": ref.count, "state": ref.state}
+                        for name, ref in run.out.items()
+                    ],
+                }
+            )
+        edges = [
+            {
+                "source": r["src_run"],
+                "output": r["src_output"],
+                "target": r["dst_run"],
+                "param": r["dst_param"],
+            }
+            for r in self.db.execute("SELECT * FROM edges ORDER BY dst_run, position")
+        ]
         return {"project": str(self.path), "nodes": nodes, "edges": edges}
 
     def info(self) -> dict[str, Any]:
@@ -353,8 +474,12 @@ class Project:
         counts: dict[str, int] = {}
         for run in self.runs():
             counts[run.status] = counts.get(run.status, 0) + 1
-        return {"path": str(self.path), "schema_version": database.schema_version(self.db),
-                "runs": sum(counts.values()), "status": counts}
+        return {
+            "path": str(self.path),
+            "schema_version": database.schema_version(self.db),
+            "runs": sum(counts.values()),
+            "status": counts,
+        }
 
     def downstream(self, run_id: int) -> list[int]:
         """The runs that use outputs of ``run_id``, directly or not, in creation order."""
@@ -362,8 +487,9 @@ class Project:
         frontier = [run_id]
         while frontier:
             current = frontier.pop()
-            for (target,) in self.db.execute("SELECT DISTINCT dst_run FROM edges WHERE "
-                                             "src_run = ?", (current,)):
+            for (target,) in self.db.execute(
+                "SELECT DISTINCT dst_run FROM edges WHERE src_run = ?", (current,)
+            ):
                 if target not in found:
                     found.add(target)
                     frontier.append(target)
@@ -380,9 +506,13 @@ class Project:
 
         return editing.copy_run(self, run_id, launch=launch, **changes)
 
-    def copy_runs(self, run_ids: Sequence[int],
-                  changes: Mapping[int, Mapping[str, Any]] | None = None, *,
-                  launch: bool = False) -> dict[int, Run]:
+    def copy_runs(
+        self,
+        run_ids: Sequence[int],
+        changes: Mapping[int, Mapping[str, Any]] | None = None,
+        *,
+        launch: bool = False,
+    ) -> dict[int, Run]:
         """Copy a subgraph, re-wiring the copies to each other; returns old id → new run."""
         from cryolab.core import editing
 
@@ -414,17 +544,24 @@ class Project:
             self.db.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (text, run_id))
             database.add_event(self.db, run_id, column, value=text)
 
-    def export_workflow(self, path: str | os.PathLike[str] | None = None,
-                        runs: Sequence[int] | None = None,
-                        dynamic: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def export_workflow(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        runs: Sequence[int] | None = None,
+        dynamic: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Export runs as a workflow template; see :mod:`cryolab.core.templates`."""
         from cryolab.core import templates
 
         return templates.export_workflow(self, path, runs, dynamic or {})
 
-    def import_workflow(self, source: str | os.PathLike[str] | Mapping[str, Any],
-                        values: Mapping[str, Any] | None = None, *,
-                        launch: bool = False) -> list[Run]:
+    def import_workflow(
+        self,
+        source: str | os.PathLike[str] | Mapping[str, Any],
+        values: Mapping[str, Any] | None = None,
+        *,
+        launch: bool = False,
+    ) -> list[Run]:
         """Import a workflow template as new runs; see :mod:`cryolab.core.templates`."""
         from cryolab.core import templates
 

@@ -77,14 +77,24 @@ class Step:
 
     def to_json(self) -> dict[str, Any]:
         """The step as a JSON-serialisable dict."""
-        return {"id": self.id, "func": self.func, "args": dict(self.args),
-                "deps": list(self.deps), "threads": self.threads}
+        return {
+            "id": self.id,
+            "func": self.func,
+            "args": dict(self.args),
+            "deps": list(self.deps),
+            "threads": self.threads,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Step:
         """Rebuild a step from :meth:`to_json`."""
-        return cls(id=data["id"], func=data["func"], args=data.get("args", {}),
-                   deps=tuple(data.get("deps", ())), threads=int(data.get("threads", 1)))
+        return cls(
+            id=data["id"],
+            func=data["func"],
+            args=data.get("args", {}),
+            deps=tuple(data.get("deps", ())),
+            threads=int(data.get("threads", 1)),
+        )
 
 
 class StepContext:
@@ -106,9 +116,15 @@ class StepContext:
         The run's seed; :attr:`rng` is seeded from it and the step id.
     """
 
-    def __init__(self, step: Step, params: Mapping[str, Any],
-                 load_input: Callable[[str], Set | list[Set]],
-                 open_output: Callable[[str], SetWriter], run_dir: Path, seed: int) -> None:
+    def __init__(
+        self,
+        step: Step,
+        params: Mapping[str, Any],
+        load_input: Callable[[str], Set | list[Set]],
+        open_output: Callable[[str], SetWriter],
+        run_dir: Path,
+        seed: int,
+    ) -> None:
         self.step = step
         self.params = params
         self._load_input = load_input
@@ -167,8 +183,12 @@ class Protocol:
         declared = self.params()
         unknown = sorted(set(given) - set(declared))
         if unknown:
-            raise ParameterError([Issue(n, f"{self.name} has no such parameter; it has "
-                                           f"{sorted(declared)}") for n in unknown])
+            raise ParameterError(
+                [
+                    Issue(n, f"{self.name} has no such parameter; it has {sorted(declared)}")
+                    for n in unknown
+                ]
+            )
         self.values: dict[str, Any] = {
             name: given.get(name, _copy_default(p.default)) for name, p in declared.items()
         }
@@ -192,11 +212,14 @@ class Protocol:
     def describe(cls) -> dict[str, Any]:
         """JSON description: name, label, help, parameters, outputs (for forms and the CLI)."""
         return {
-            "name": cls.name, "label": cls.label or cls.name,
+            "name": cls.name,
+            "label": cls.label or cls.name,
             "help": (cls.__doc__ or "").strip(),
             "params": [p.describe() for p in cls.params().values()],
-            "outputs": {k: {"type": o.type_name(), "like": o.like, "help": o.help}
-                        for k, o in cls.outputs.items()},
+            "outputs": {
+                k: {"type": o.type_name(), "like": o.like, "help": o.help}
+                for k, o in cls.outputs.items()
+            },
             "deterministic": cls.deterministic,
         }
 

@@ -67,13 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         _execute(folder, connection, run_id)
     except Aborted:
         log.warning("run %d aborted", run_id)
-        database.set_status(connection, run_id, "aborted", finished=time.time(),
-                            error="aborted by the user")
+        database.set_status(
+            connection, run_id, "aborted", finished=time.time(), error="aborted by the user"
+        )
         return 2
     except Exception as exc:
         log.error("run %d failed: %s\n%s", run_id, exc, traceback.format_exc())
-        database.set_status(connection, run_id, "failed", finished=time.time(),
-                            error=f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc))
+        database.set_status(
+            connection,
+            run_id,
+            "failed",
+            finished=time.time(),
+            error=f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc),
+        )
         return 1
     database.set_status(connection, run_id, "finished", finished=time.time())
     log.info("run %d finished", run_id)
@@ -86,12 +92,19 @@ def _wait_for_inputs(connection: sqlite3.Connection, run_id: int) -> bool:
     while True:
         rows = connection.execute(
             "SELECT DISTINCT r.id, r.protocol, r.status FROM edges e JOIN runs r "
-            "ON r.id = e.src_run WHERE e.dst_run = ?", (run_id,)).fetchall()
+            "ON r.id = e.src_run WHERE e.dst_run = ?",
+            (run_id,),
+        ).fetchall()
         broken = [r for r in rows if r["status"] in ("failed", "aborted")]
         if broken:
             names = ", ".join(f"run {r['id']} ({r['protocol']}) {r['status']}" for r in broken)
-            database.set_status(connection, run_id, "failed", finished=time.time(),
-                                error=f"an input run did not finish: {names}")
+            database.set_status(
+                connection,
+                run_id,
+                "failed",
+                finished=time.time(),
+                error=f"an input run did not finish: {names}",
+            )
             return False
         if all(r["status"] == "finished" for r in rows):
             return True
@@ -102,8 +115,9 @@ def _wait_for_inputs(connection: sqlite3.Connection, run_id: int) -> bool:
 
 
 def _setup_logging(folder: Path, connection: sqlite3.Connection, run_id: int) -> None:
-    run_folder = folder / connection.execute(
-        "SELECT folder FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    run_folder = (
+        folder / connection.execute("SELECT folder FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    )
     handler = logging.FileHandler(run_folder / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -118,7 +132,8 @@ def _execute(folder: Path, connection: sqlite3.Connection, run_id: int) -> None:
 
     loaded = load_run(folder, run_id)
     stored = connection.execute(
-        "SELECT spec, status FROM steps WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
+        "SELECT spec, status FROM steps WHERE run_id = ? ORDER BY position", (run_id,)
+    ).fetchall()
     if stored:
         steps = [Step.from_json(json.loads(r["spec"])) for r in stored]
         done = {s.id for s, r in zip(steps, stored, strict=True) if r["status"] == "done"}
@@ -142,19 +157,24 @@ def _execute(folder: Path, connection: sqlite3.Connection, run_id: int) -> None:
         shutil.rmtree(loaded.run_dir / "steps" / step_id, ignore_errors=True)
 
     def started(step: Step) -> None:
-        connection.execute("UPDATE steps SET status = 'running', started = ? "
-                           "WHERE run_id = ? AND step_id = ?", (time.time(), run_id, step.id))
+        connection.execute(
+            "UPDATE steps SET status = 'running', started = ? WHERE run_id = ? AND step_id = ?",
+            (time.time(), run_id, step.id),
+        )
 
     def finished(step: Step, error: str | None) -> None:
         # a step's success is recorded by the process that ran it (see _work); failures here
         if error is not None:
             connection.execute(
                 "UPDATE steps SET status = 'failed', finished = ?, error = ? "
-                "WHERE run_id = ? AND step_id = ?", (time.time(), error, run_id, step.id))
+                "WHERE run_id = ? AND step_id = ?",
+                (time.time(), error, run_id, step.id),
+            )
 
     executor = make_executor(loaded.executor.get("name", "local"), loaded.executor.get("cores"))
-    executor.execute(steps, partial(_work, str(folder), run_id), done=done,
-                     on_start=started, on_done=finished)
+    executor.execute(
+        steps, partial(_work, str(folder), run_id), done=done, on_start=started, on_done=finished
+    )
     for name in loaded.outputs:
         output_writer(loaded, name).close()
 

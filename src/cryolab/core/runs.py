@@ -33,8 +33,9 @@ class OutputRef:
     Indexing, ``len`` and display go to the loaded set.
     """
 
-    def __init__(self, project: Project, run_id: int, name: str, path: Path,
-                 types: list[str]) -> None:
+    def __init__(
+        self, project: Project, run_id: int, name: str, path: Path, types: list[str]
+    ) -> None:
         self.project = project
         self.run_id = run_id
         self.name = name
@@ -69,8 +70,10 @@ class OutputRef:
     def load(self) -> Set:
         """Read the output's committed rows."""
         if not self.exists:
-            raise SetError(f"output {self} does not exist yet (run {self.run_id} is "
-                           f"{self.project.get_run(self.run_id).status})")
+            raise SetError(
+                f"output {self} does not exist yet (run {self.run_id} is "
+                f"{self.project.get_run(self.run_id).status})"
+            )
         return Set.open(self.path)
 
     def __len__(self) -> int:
@@ -234,6 +237,9 @@ class Run:
         return f"<Run {self.id} {self.protocol} [{self.status}]>"
 
     def _repr_html_(self) -> str:
-        return (f"<div class='cryolab-run'><b>Run {self.id}</b> {html.escape(self.protocol)} "
-                f"<code>{html.escape(self.status)}</code> → "
-                + ", ".join(html.escape(str(o)) for o in self.out.values()) + "</div>")
+        return (
+            f"<div class='cryolab-run'><b>Run {self.id}</b> {html.escape(self.protocol)} "
+            f"<code>{html.escape(self.status)}</code> → "
+            + ", ".join(html.escape(str(o)) for o in self.out.values())
+            + "</div>"
+        )

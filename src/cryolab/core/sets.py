@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from numpy.typing import NDArray
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from cryolab.core import expressions
 from cryolab.core.errors import SetError
@@ -42,7 +42,9 @@ def new_uids(count: int, rng: np.random.Generator | None = None) -> NDArray[Any]
     return rng.integers(1, np.iinfo(np.int64).max, size=count, dtype=np.int64).astype(np.uint64)
 
 
-def as_table(data: Set | pa.Table | Mapping[str, Any], rng: np.random.Generator | None = None) -> pa.Table:
+def as_table(
+    data: Set | pa.Table | Mapping[str, Any], rng: np.random.Generator | None = None
+) -> pa.Table:
     """Turn a set, an Arrow table or a mapping of columns into a table with a ``uid`` column."""
     if isinstance(data, Set):
         return data.to_arrow()
@@ -51,8 +53,10 @@ def as_table(data: Set | pa.Table | Mapping[str, Any], rng: np.random.Generator 
     elif isinstance(data, Mapping):
         arrays = {}
         for name, values in data.items():
-            arrays[name] = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(
-                np.asarray(values) if not isinstance(values, list) else values
+            arrays[name] = (
+                values
+                if isinstance(values, (pa.Array, pa.ChunkedArray))
+                else pa.array(np.asarray(values) if not isinstance(values, list) else values)
             )
         table = pa.table(arrays) if arrays else pa.table({UID: pa.array([], pa.uint64())})
     else:
@@ -266,8 +270,14 @@ class Set:
                 out.properties.setdefault(key, value)
         return out
 
-    def join(self, other: Set, *, columns: Sequence[str] | None = None,
-             how: Literal["inner", "left"] = "inner", prefix: str = "") -> Set:
+    def join(
+        self,
+        other: Set,
+        *,
+        columns: Sequence[str] | None = None,
+        how: Literal["inner", "left"] = "inner",
+        prefix: str = "",
+    ) -> Set:
         """Add columns of ``other`` to the rows with the same uid.
 
         Parameters
@@ -307,8 +317,9 @@ class Set:
             left = left.append_column(replaced, column)
         return self._like(left)
 
-    def split(self, parts: int, *, randomize: bool = False, seed: int | None = None,
-              by: str | None = None) -> list[Set]:
+    def split(
+        self, parts: int, *, randomize: bool = False, seed: int | None = None, by: str | None = None
+    ) -> list[Set]:
         """Split into ``parts`` sets.
 
         Parameters
@@ -329,13 +340,20 @@ class Set:
         order: NDArray[np.int64] = np.arange(len(self), dtype=np.int64)
         if randomize:
             order = np.random.default_rng(seed).permutation(len(self))
-        return [self.take(np.sort(chunk) if randomize else chunk) for chunk in np.array_split(order, parts)]
+        return [
+            self.take(np.sort(chunk) if randomize else chunk)
+            for chunk in np.array_split(order, parts)
+        ]
 
     def with_columns(self, **columns: Any) -> Set:
         """Return a copy with columns added or replaced (``**{"ctf.defocus_u": values}``)."""
         table = self._table
         for name, values in columns.items():
-            array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(values))
+            array = (
+                values
+                if isinstance(values, (pa.Array, pa.ChunkedArray))
+                else pa.array(np.asarray(values))
+            )
             if len(array) != len(self):
                 raise SetError(f"column {name!r} has {len(array)} values for {len(self)} rows")
             if name in table.column_names:
@@ -363,7 +381,10 @@ class Set:
 
     # -- display ---------------------------------------------------------------------------
     def __repr__(self) -> str:
-        return f"<{self.type_name} of {len(self)} {self.item_label}s, {self.state}, columns={self.columns}>"
+        return (
+            f"<{self.type_name} of {len(self)} {self.item_label}s, {self.state}, "
+            f"columns={self.columns}>"
+        )
 
     def _repr_html_(self) -> str:
         head = self._table.slice(0, 5).to_pylist()
@@ -430,8 +451,11 @@ class Item:
 
     def as_dict(self) -> dict[str, Any]:
         """All fields of the item (under this prefix) as a flat dict."""
-        return {c[len(self._prefix):]: self._set.to_arrow().column(c)[self._index].as_py()
-                for c in self._set.columns if c.startswith(self._prefix)}
+        return {
+            c[len(self._prefix) :]: self._set.to_arrow().column(c)[self._index].as_py()
+            for c in self._set.columns
+            if c.startswith(self._prefix)
+        }
 
     def __repr__(self) -> str:
         return f"<{self._set.item_label} {self.as_dict()}>"

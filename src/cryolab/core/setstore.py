@@ -47,7 +47,9 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise SetError(f"{folder / MANIFEST} is not a cryolab set manifest")
     if manifest.get("version", 0) > FORMAT_VERSION:
-        raise SetError(f"{folder} was written by a newer cryolab (set format {manifest['version']})")
+        raise SetError(
+            f"{folder} was written by a newer cryolab (set format {manifest['version']})"
+        )
     return manifest
 
 
@@ -138,9 +140,15 @@ class SetWriter:
         self.path = path
 
     @classmethod
-    def create(cls, path: str | Path, types: Sequence[str], *,
-               properties: Mapping[str, Any] | None = None, state: StreamState = "open",
-               exist_ok: bool = False) -> SetWriter:
+    def create(
+        cls,
+        path: str | Path,
+        types: Sequence[str],
+        *,
+        properties: Mapping[str, Any] | None = None,
+        state: StreamState = "open",
+        exist_ok: bool = False,
+    ) -> SetWriter:
         """Create an empty set folder of the given type chain (most specific type first)."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
@@ -148,9 +156,16 @@ class SetWriter:
             if not exist_ok:
                 raise SetError(f"a set already exists at {folder}")
             return cls(folder)
-        manifest = {"format": FORMAT, "version": FORMAT_VERSION, "types": list(types),
-                    "state": state, "properties": dict(properties or {}), "segments": [],
-                    "rows": 0, "schema_fields": None}
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "types": list(types),
+            "state": state,
+            "properties": dict(properties or {}),
+            "segments": [],
+            "rows": 0,
+            "schema_fields": None,
+        }
         _write_json_atomically(folder / MANIFEST, manifest)
         return cls(folder)
 
@@ -259,12 +274,15 @@ class SetWriter:
                     table = pa.concat_tables([_read_segment(self.path / s["file"]) for s in group])
                     name = f"seg-{uuid.uuid4().hex[:16]}.arrow"
                     temporary = self.path / f".{name}.tmp"
-                    with pa.OSFile(str(temporary), "wb") as sink, \
-                            pa.ipc.new_file(sink, table.schema) as out:
+                    with (
+                        pa.OSFile(str(temporary), "wb") as sink,
+                        pa.ipc.new_file(sink, table.schema) as out,
+                    ):
                         out.write_table(table.combine_chunks())
                     os.replace(temporary, self.path / name)
-                    new_segments.append({"file": name, "rows": table.num_rows,
-                                         "step": group[0].get("step")})
+                    new_segments.append(
+                        {"file": name, "rows": table.num_rows, "step": group[0].get("step")}
+                    )
                 manifest["segments"] = new_segments
                 _write_json_atomically(self.path / MANIFEST, manifest)
             finally:

@@ -47,8 +47,12 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-def export_workflow(project: Project, path: str | os.PathLike[str] | None,
-                    runs: Sequence[int] | None, dynamic: Mapping[str, str]) -> dict[str, Any]:
+def export_workflow(
+    project: Project,
+    path: str | os.PathLike[str] | None,
+    runs: Sequence[int] | None,
+    dynamic: Mapping[str, str],
+) -> dict[str, Any]:
     """Export runs (default: all) as a template; write it to ``path`` when given.
 
     Parameters
@@ -62,8 +66,9 @@ def export_workflow(project: Project, path: str | os.PathLike[str] | None,
         raise TemplateError("there are no runs to export")
     bad_names = sorted({n for n in dynamic.values() if not NAME_PATTERN.fullmatch(n)})
     if bad_names:
-        raise TemplateError(f"dynamic parameter names must be identifiers (letters, digits, _); "
-                            f"got {bad_names}")
+        raise TemplateError(
+            f"dynamic parameter names must be identifiers (letters, digits, _); got {bad_names}"
+        )
     keys = {run_id: f"r{run_id}" for run_id in ids}
     used: set[str] = set()
     declared: dict[str, dict[str, Any]] = {}
@@ -86,23 +91,39 @@ def export_workflow(project: Project, path: str | os.PathLike[str] | None,
                 _declare(declared, dynamic_name, param, default=value)
                 value = {MARKER: dynamic_name}
             params[name] = value
-        unused = [k for k in dynamic if k.startswith(f"{run_id}.") and
-                  k.split(".", 1)[1] not in described]
+        unused = [
+            k for k in dynamic if k.startswith(f"{run_id}.") and k.split(".", 1)[1] not in described
+        ]
         if unused:
             raise TemplateError(f"run {run_id} ({run.protocol}) has no parameter(s) {unused}")
         row = project._run_row(run_id)
-        entries.append({"key": keys[run_id], "protocol": run.protocol, "label": run.label,
-                        "comment": run.comment, "seed": row["seed"],
-                        "executor": json.loads(row["executor"]), "params": params,
-                        "inputs": inputs})
+        entries.append(
+            {
+                "key": keys[run_id],
+                "protocol": run.protocol,
+                "label": run.label,
+                "comment": run.comment,
+                "seed": row["seed"],
+                "executor": json.loads(row["executor"]),
+                "params": params,
+                "inputs": inputs,
+            }
+        )
     ignored = sorted(set(dynamic) - used)
     if ignored:
-        raise TemplateError(f"dynamic {ignored}: no such non-input parameter among the "
-                            f"exported runs {ids} (give 'RUNID.param'; inputs from runs "
-                            "outside the export become dynamic by themselves)")
-    document = {"format": FORMAT, "version": VERSION, "cryolab": __version__,
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                "parameters": list(declared.values()), "runs": entries}
+        raise TemplateError(
+            f"dynamic {ignored}: no such non-input parameter among the "
+            f"exported runs {ids} (give 'RUNID.param'; inputs from runs "
+            "outside the export become dynamic by themselves)"
+        )
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "cryolab": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "parameters": list(declared.values()),
+        "runs": entries,
+    }
     if path is not None:
         try:
             Path(path).write_text(json.dumps(document, indent=2), encoding="utf-8")
@@ -111,24 +132,44 @@ def export_workflow(project: Project, path: str | os.PathLike[str] | None,
     return document
 
 
-def _export_input(run_id: int, name: str, param: InputParam, value: Any, keys: Mapping[int, str],
-                  declared: dict[str, dict[str, Any]]) -> Any:
+def _export_input(
+    run_id: int,
+    name: str,
+    param: InputParam,
+    value: Any,
+    keys: Mapping[int, str],
+    declared: dict[str, dict[str, Any]],
+) -> Any:
     refs = value if isinstance(value, list) else [value]
     if all(split_reference(r)[0] in keys for r in refs):
         mapped = [f"{keys[split_reference(r)[0]]}.{split_reference(r)[1]}" for r in refs]
         return mapped if isinstance(value, list) else mapped[0]
     dynamic_name = f"r{run_id}_{name}"
-    _declare(declared, dynamic_name, param, default=None,
-             help=f"An output of this project for input {name!r} (types {param.types}), "
-                  f"e.g. '12.{split_reference(refs[0])[1]}'")
+    _declare(
+        declared,
+        dynamic_name,
+        param,
+        default=None,
+        help=f"An output of this project for input {name!r} (types {param.types}), "
+        f"e.g. '12.{split_reference(refs[0])[1]}'",
+    )
     return {MARKER: dynamic_name}
 
 
-def _declare(declared: dict[str, dict[str, Any]], name: str, param: Param | None, *,
-             default: Any, help: str = "") -> None:
-    entry: dict[str, Any] = {"name": name, "label": param.label if param else name,
-                             "help": help or (param.help if param else ""),
-                             "kind": param.kind if param else "str"}
+def _declare(
+    declared: dict[str, dict[str, Any]],
+    name: str,
+    param: Param | None,
+    *,
+    default: Any,
+    help: str = "",
+) -> None:
+    entry: dict[str, Any] = {
+        "name": name,
+        "label": param.label if param else name,
+        "help": help or (param.help if param else ""),
+        "kind": param.kind if param else "str",
+    }
     if default is not None:
         entry["default"] = default
     declared.setdefault(name, entry)
@@ -149,33 +190,47 @@ def load_template(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[st
             raise TemplateError(f"cannot read the template {where}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise TemplateError(f"{where} is not valid JSON: {exc}") from None
-    if isinstance(document, dict) and document.get("format") == FORMAT and \
-            isinstance(document.get("version"), int) and document["version"] > VERSION:
-        raise TemplateError(f"{where} is workflow format {document['version']}; this cryolab "
-                            f"reads up to {VERSION}")
+    if (
+        isinstance(document, dict)
+        and document.get("format") == FORMAT
+        and isinstance(document.get("version"), int)
+        and document["version"] > VERSION
+    ):
+        raise TemplateError(
+            f"{where} is workflow format {document['version']}; this cryolab reads up to {VERSION}"
+        )
     error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema()).iter_errors(document))
+        jsonschema.Draft202012Validator(schema()).iter_errors(document)
+    )
     if error is not None:
         at = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise TemplateError(f"{where} is not a valid workflow template: at {at}: {error.message}")
     keys = [r["key"] for r in document["runs"]]
     if len(set(keys)) != len(keys):
-        raise TemplateError(f"{where}: run keys must be unique; repeated: "
-                            f"{sorted({k for k in keys if keys.count(k) > 1})}")
+        raise TemplateError(
+            f"{where}: run keys must be unique; repeated: "
+            f"{sorted({k for k in keys if keys.count(k) > 1})}"
+        )
     names = [p["name"] for p in document.get("parameters", [])]
     if len(set(names)) != len(names):
-        raise TemplateError(f"{where}: dynamic parameter names must be unique; repeated: "
-                            f"{sorted({n for n in names if names.count(n) > 1})}")
+        raise TemplateError(
+            f"{where}: dynamic parameter names must be unique; repeated: "
+            f"{sorted({n for n in names if names.count(n) > 1})}"
+        )
     declared = set(names)
     for entry in document["runs"]:
         for value in [*entry.get("params", {}).values(), *entry.get("inputs", {}).values()]:
             if isinstance(value, dict) and MARKER in value and value[MARKER] not in declared:
-                raise TemplateError(f"{where}: run {entry['key']} uses dynamic parameter "
-                                    f"{value[MARKER]!r}, which 'parameters' does not declare")
+                raise TemplateError(
+                    f"{where}: run {entry['key']} uses dynamic parameter "
+                    f"{value[MARKER]!r}, which 'parameters' does not declare"
+                )
         for ref in _references(entry):
             if ref.split(".")[0] not in keys:
-                raise TemplateError(f"{where}: run {entry['key']} takes {ref!r}, but the "
-                                    f"template has no run {ref.split('.')[0]!r}")
+                raise TemplateError(
+                    f"{where}: run {entry['key']} takes {ref!r}, but the "
+                    f"template has no run {ref.split('.')[0]!r}"
+                )
     _order(document["runs"], where)
     return document
 
@@ -184,8 +239,9 @@ def _references(entry: Mapping[str, Any]) -> list[str]:
     """The ``"KEY.output"`` references among a template run's inputs."""
     refs: list[str] = []
     for value in entry.get("inputs", {}).values():
-        refs.extend(v for v in (value if isinstance(value, list) else [value])
-                    if isinstance(v, str))
+        refs.extend(
+            v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)
+        )
     return refs
 
 
@@ -199,8 +255,9 @@ def _order(entries: Sequence[Mapping[str, Any]], where: str) -> list[Mapping[str
     while needs:
         ready = [k for k, deps in needs.items() if not deps]
         if not ready:
-            raise TemplateError(f"{where}: runs {sorted(needs)} take inputs from each other "
-                                "in a cycle")
+            raise TemplateError(
+                f"{where}: runs {sorted(needs)} take inputs from each other in a cycle"
+            )
         for key in ready:
             del needs[key]
             order.append(by_key[key])
@@ -209,8 +266,13 @@ def _order(entries: Sequence[Mapping[str, Any]], where: str) -> list[Mapping[str
     return order
 
 
-def import_workflow(project: Project, source: str | os.PathLike[str] | Mapping[str, Any],
-                    values: Mapping[str, Any], *, launch: bool = False) -> list[Run]:
+def import_workflow(
+    project: Project,
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    values: Mapping[str, Any],
+    *,
+    launch: bool = False,
+) -> list[Run]:
     """Create the template's runs in ``project`` (saved, or launched with ``launch``).
 
     Parameters
@@ -228,8 +290,9 @@ def import_workflow(project: Project, source: str | os.PathLike[str] | Mapping[s
     declared = {p["name"]: p for p in document.get("parameters", [])}
     unknown = sorted(set(values) - set(declared))
     if unknown:
-        raise TemplateError(f"the template has no parameter(s) {unknown}; it has "
-                            f"{sorted(declared)}")
+        raise TemplateError(
+            f"the template has no parameter(s) {unknown}; it has {sorted(declared)}"
+        )
     created: dict[str, int] = {}
     with database.transaction(project.db):
         for entry in _order(document["runs"], "the template"):
@@ -239,13 +302,19 @@ def import_workflow(project: Project, source: str | os.PathLike[str] | Mapping[s
                 raise TemplateError(f"run {entry['key']}: {exc}") from None
             params = {}
             for name, value in {**entry.get("params", {}), **entry.get("inputs", {})}.items():
-                params[name] = _fill(value, cls.params().get(name), declared, values, created,
-                                     entry["key"], name)
+                params[name] = _fill(
+                    value, cls.params().get(name), declared, values, created, entry["key"], name
+                )
             try:
                 created[entry["key"]] = project.create_run(
-                    entry["protocol"], params, label=entry.get("label", ""),
-                    comment=entry.get("comment", ""), seed=entry.get("seed"),
-                    executor=entry.get("executor"), origin={"template_key": entry["key"]})
+                    entry["protocol"],
+                    params,
+                    label=entry.get("label", ""),
+                    comment=entry.get("comment", ""),
+                    seed=entry.get("seed"),
+                    executor=entry.get("executor"),
+                    origin={"template_key": entry["key"]},
+                )
             except CryolabError as exc:
                 raise TemplateError(f"run {entry['key']} ({entry['protocol']}): {exc}") from None
     project.make_folders(list(created.values()))
@@ -256,8 +325,15 @@ def import_workflow(project: Project, source: str | os.PathLike[str] | Mapping[s
     return runs
 
 
-def _fill(value: Any, param: Param | None, declared: Mapping[str, Mapping[str, Any]],
-          values: Mapping[str, Any], created: Mapping[str, int], key: str, name: str) -> Any:
+def _fill(
+    value: Any,
+    param: Param | None,
+    declared: Mapping[str, Mapping[str, Any]],
+    values: Mapping[str, Any],
+    created: Mapping[str, int],
+    key: str,
+    name: str,
+) -> Any:
     if isinstance(value, dict) and MARKER in value:
         dynamic = value[MARKER]
         if dynamic in values:
@@ -270,16 +346,19 @@ def _fill(value: Any, param: Param | None, declared: Mapping[str, Mapping[str, A
             return given
         if "default" in declared[dynamic]:
             return declared[dynamic]["default"]
-        raise TemplateError(f"dynamic parameter {dynamic!r} (run {key}, {name}) needs a value: "
-                            f"give values={{'{dynamic}': ...}} or --set {dynamic}=...")
+        raise TemplateError(
+            f"dynamic parameter {dynamic!r} (run {key}, {name}) needs a value: "
+            f"give values={{'{dynamic}': ...}} or --set {dynamic}=..."
+        )
     if isinstance(param, InputParam):
         refs = value if isinstance(value, list) else [value]
         mapped = []
         for ref in refs:
             target, _, output = ref.partition(".")
             if target not in created:
-                raise TemplateError(f"run {key}: input {name} takes {ref!r}, but the template "
-                                    f"has no run {target!r}")
+                raise TemplateError(
+                    f"run {key}: input {name} takes {ref!r}, but the template has no run {target!r}"
+                )
             mapped.append(f"{created[target]}.{output}")
         return mapped if isinstance(value, list) else mapped[0]
     return value

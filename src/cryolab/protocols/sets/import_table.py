@@ -41,8 +41,11 @@ class ImportTable(Protocol):
     def check(self) -> list[Issue]:
         unknown = [f for f in self.matched() if Path(f).suffix.lower() not in READERS]
         if unknown:
-            return [Issue("files", f"unsupported file type(s) {unknown[:3]}; "
-                                   f"use one of {sorted(READERS)}")]
+            return [
+                Issue(
+                    "files", f"unsupported file type(s) {unknown[:3]}; use one of {sorted(READERS)}"
+                )
+            ]
         return []
 
     def plan(self) -> Iterator[Step]:

@@ -16,10 +16,14 @@ class Join(Protocol):
     label = "Join metadata"
     source = InputParam(Set, label="Input set")
     other = InputParam(Set, label="Metadata from")
-    columns = ListParam(StrParam(), default=[], required=False,
-                        help="Columns of the other set to add (empty: all).")
-    how = ChoiceParam(["inner", "left"], default="inner",
-                      help="inner: keep items present in both; left: keep all input items.")
+    columns = ListParam(
+        StrParam(), default=[], required=False, help="Columns of the other set to add (empty: all)."
+    )
+    how = ChoiceParam(
+        ["inner", "left"],
+        default="inner",
+        help="inner: keep items present in both; left: keep all input items.",
+    )
     prefix = StrParam(default="", required=False, help="Prefix for the added column names.")
     outputs = {"joined": Output(like="source", help="The input items with the added columns")}
 
@@ -29,7 +33,11 @@ class Join(Protocol):
     def join(self, ctx: StepContext) -> None:
         """Join and write the result."""
         source: Set = ctx.input("source")
-        joined = source.join(ctx.input("other"), columns=self.values["columns"] or None,
-                             how=self.values["how"], prefix=self.values["prefix"])
+        joined = source.join(
+            ctx.input("other"),
+            columns=self.values["columns"] or None,
+            how=self.values["how"],
+            prefix=self.values["prefix"],
+        )
         ctx.update_properties("joined", **source.properties)
         ctx.append("joined", joined)

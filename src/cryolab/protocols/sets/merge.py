@@ -15,8 +15,11 @@ class Merge(Protocol):
     name = "sets.merge"
     label = "Merge sets"
     sets = InputParam(Set, multiple=True, label="Sets", help="The sets to merge, in order.")
-    duplicates = ChoiceParam(["error", "first"], default="error",
-                             help="A uid present in several inputs: fail, or keep the first.")
+    duplicates = ChoiceParam(
+        ["error", "first"],
+        default="error",
+        help="A uid present in several inputs: fail, or keep the first.",
+    )
     outputs = {"merged": Output(like="sets", help="All items of the inputs")}
 
     def plan(self) -> Iterator[Step]:

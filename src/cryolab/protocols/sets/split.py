@@ -16,8 +16,11 @@ class Split(Protocol):
     label = "Split set"
     source = InputParam(Set, label="Input set")
     parts = IntParam(default=2, min=2, max=1000, help="How many parts to make.")
-    order = ChoiceParam(["random", "sequential"], default="random",
-                        help="Shuffle before cutting (seeded by the run's seed), or keep order.")
+    order = ChoiceParam(
+        ["random", "sequential"],
+        default="random",
+        help="Shuffle before cutting (seeded by the run's seed), or keep order.",
+    )
 
     def declared_outputs(self) -> dict[str, Output]:
         parts = self.values["parts"]
@@ -30,8 +33,9 @@ class Split(Protocol):
     def split(self, ctx: StepContext) -> None:
         """Cut the input and write each part."""
         source: Set = ctx.input("source")
-        pieces = source.split(self.values["parts"], randomize=self.values["order"] == "random",
-                              seed=ctx.seed)
+        pieces = source.split(
+            self.values["parts"], randomize=self.values["order"] == "random", seed=ctx.seed
+        )
         for index, piece in enumerate(pieces):
             ctx.update_properties(f"part{index + 1}", **source.properties)
             ctx.append(f"part{index + 1}", piece)

@@ -17,13 +17,24 @@ class Subset(Protocol):
     name = "sets.subset"
     label = "Subset"
     source = InputParam(Set, label="Input set", help="The set to take items from.")
-    mode = ChoiceParam(["condition", "uids"], default="condition",
-                       help="Select by a condition on columns, or by the uids of another set.")
-    where = StrParam(default="", condition=when("mode") == "condition", required=True,
-                     help="A condition such as 'ctf.resolution < 5 and score > 0.1'.")
-    uids_from = InputParam(Set, label="Items of", required=True,
-                           condition=when("mode") == "uids",
-                           help="Keep the items whose uids appear in this set.")
+    mode = ChoiceParam(
+        ["condition", "uids"],
+        default="condition",
+        help="Select by a condition on columns, or by the uids of another set.",
+    )
+    where = StrParam(
+        default="",
+        condition=when("mode") == "condition",
+        required=True,
+        help="A condition such as 'ctf.resolution < 5 and score > 0.1'.",
+    )
+    uids_from = InputParam(
+        Set,
+        label="Items of",
+        required=True,
+        condition=when("mode") == "uids",
+        help="Keep the items whose uids appear in this set.",
+    )
     exclude = BoolParam(default=False, help="Keep the items that do NOT match instead.")
     outputs = {"subset": Output(like="source", help="The selected items")}
 
@@ -51,8 +62,11 @@ class Subset(Protocol):
         ctx.log.info("kept %d of %d items", len(chosen), len(source))
 
     def summary(self, output_sizes: dict[str, int] | None = None) -> str:
-        how = (f"where {self.values['where']}" if self.values["mode"] == "condition"
-               else f"by the uids of {self.values['uids_from']}")
+        how = (
+            f"where {self.values['where']}"
+            if self.values["mode"] == "condition"
+            else f"by the uids of {self.values['uids_from']}"
+        )
         text = f"Subset of {self.values['source']} {how}"
         return text + (f": {output_sizes['subset']} items" if output_sizes else "")
 
