@@ -288,3 +288,23 @@ def test_database_migrates_an_empty_file(tmp_path: Path) -> None:
     sqlite3.connect(folder / "project.sqlite").close()
     project = Project(folder)
     assert database.schema_version(project.db) == database.SCHEMA_VERSION
+
+
+def test_relative_paths_are_taken_from_the_callers_folder(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "table.csv").write_text("score\n0.1\n0.7\n")
+    monkeypatch.chdir(tmp_path)
+    run = project.run("sets.import_table", files="data/*.csv").wait(30)
+    assert run.params["files"] == str(data / "*.csv")
+    assert run.out.rows["score"].tolist() == [0.1, 0.7]
+
+
+def test_a_pattern_that_no_longer_matches_fails_the_run(project: Project, tmp_path: Path) -> None:
+    (tmp_path / "gone.csv").write_text("score\n1\n")
+    saved = project.save("sets.import_table", files=str(tmp_path / "gone*.csv"))
+    (tmp_path / "gone.csv").unlink()
+    run = saved.launch().wait(30, check=False)
+    assert run.status == "failed" and "no file matches" in str(run.error)

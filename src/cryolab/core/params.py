@@ -224,6 +224,10 @@ class Param:
         """Turn command-line text into a value of this parameter's type."""
         return text
 
+    def normalise(self, value: Any) -> Any:
+        """The value as stored with the run (e.g. paths made absolute); checked values only."""
+        return value
+
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description for forms, templates and ``cryolab protocols``."""
         return {
@@ -371,6 +375,12 @@ class PathParam(Param):
         elif self.must_exist and not Path(path).exists():
             return f"{value!r} does not exist"
         return None
+
+    def normalise(self, value: Any) -> Any:
+        """An absolute path, so the run's own process (elsewhere) finds the same files."""
+        if isinstance(value, str) and value:
+            return str(Path(value).expanduser().absolute())
+        return value
 
     def _extra(self) -> dict[str, Any]:
         return {"must_exist": self.must_exist, "pattern": self.pattern}

@@ -214,6 +214,8 @@ class Project:
                 [Issue("", f"parameter values must be JSON data: {exc}")]
             ) from None
         instance = cls(values)
+        for name, param in cls.params().items():
+            instance.values[name] = param.normalise(instance.values[name])
         issues = instance.validate()
         applicable = instance.applicable()
         for name, param in cls.inputs().items():

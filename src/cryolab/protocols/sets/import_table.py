@@ -49,7 +49,10 @@ class ImportTable(Protocol):
         return []
 
     def plan(self) -> Iterator[Step]:
-        for index, path in enumerate(self.matched()):
+        matched = self.matched()
+        if not matched:
+            raise FileNotFoundError(f"no file matches {self.values['files']!r} any more")
+        for index, path in enumerate(matched):
             yield Step(f"read-{index:05d}", "read", {"path": str(Path(path).resolve())})
 
     def read(self, ctx: StepContext, path: str) -> None:
