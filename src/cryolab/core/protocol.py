@@ -25,6 +25,16 @@ if TYPE_CHECKING:
     from cryolab.core.setstore import SetWriter
 
 
+_STEP_LOG = logging.getLogger("cryolab.step")
+
+
+class _StepLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes a step's messages with its id (one logger for all steps, not one each)."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['step'] if self.extra else '?'}] {msg}", kwargs
+
+
 @dataclass(frozen=True)
 class Output:
     """A declared output set.
@@ -131,7 +141,7 @@ class StepContext:
         self._open_output = open_output
         self.run_dir = run_dir
         self.seed = seed
-        self.log = logging.getLogger(f"cryolab.run.{step.id}")
+        self.log = _StepLog(_STEP_LOG, {"step": step.id})
         self._cache: dict[str, Any] = {}
 
     @property

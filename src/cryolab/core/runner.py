@@ -153,8 +153,10 @@ def _execute(folder: Path, connection: sqlite3.Connection, run_id: int) -> None:
         writer = output_writer(loaded, name)
         writer.discard_steps(unfinished)
         writer.reopen()
-    for step_id in unfinished:
-        shutil.rmtree(loaded.run_dir / "steps" / step_id, ignore_errors=True)
+    scratch = loaded.run_dir / "steps"
+    if scratch.exists():
+        for step_id in unfinished:
+            shutil.rmtree(scratch / step_id, ignore_errors=True)
 
     def started(step: Step) -> None:
         connection.execute(

@@ -164,6 +164,11 @@ class Set:
         if name not in self._table.column_names:
             raise KeyError(f"{self.type_name} has no column {name!r}; columns: {self.columns}")
         chunked = self._table.column(name)
+        if pa.types.is_dictionary(chunked.type) and chunked.null_count == 0:
+            decoded = _decode_dictionary(chunked)
+            decoded.flags.writeable = False
+            self._numpy[name] = decoded
+            return decoded
         if pa.types.is_dictionary(chunked.type):
             chunked = chunked.cast(chunked.type.value_type)
         array: NDArray[Any] = chunked.to_numpy()
@@ -400,6 +405,19 @@ class Set:
             + "".join(f"<th>{html.escape(n)}</th>" for n in names)
             + f"</tr></thead><tbody>{rows}</tbody></table>{more}</div>"
         )
+
+
+def _decode_dictionary(chunked: pa.ChunkedArray) -> NDArray[Any]:
+    """Decode a dictionary column through its (small) dictionary: fast, no per-row strings."""
+    parts = []
+    for chunk in chunked.chunks:
+        values = chunk.dictionary.to_numpy(zero_copy_only=False)
+        if values.dtype == object:
+            values = values.astype(str)
+        parts.append(values[chunk.indices.to_numpy(zero_copy_only=False)])
+    if not parts:
+        return np.asarray([], dtype=str)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _short(value: Any) -> str:
