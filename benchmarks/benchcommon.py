@@ -33,6 +33,7 @@ def machine_facts() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "sqlite": sqlite3.sqlite_version,
+        "loadavg_at_end": os.getloadavg(),  # other work on the machine makes timings noisy
     }
 
 

@@ -103,12 +103,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n" + "=" * 100)
     print("SUMMARY")
-    print(f"{'benchmark':<20} {'measure':<20} {'median s':>9} {'budget':>7}  {'verdict':<7} vs")
+    print(f"{'benchmark':<22} {'measure':<20} {'median s':>9} {'budget':>7}  {'verdict':<7} vs")
     print("-" * 100)
     for line in lines:
         budget = "—" if line["budget_s"] is None else f"{line['budget_s']:.2f}"
         print(
-            f"{line['benchmark']:<20} {line['measure']:<20} {line['median_s']:>9.4f} "
+            f"{line['benchmark']:<22} {line['measure']:<20} {line['median_s']:>9.4f} "
             f"{budget:>7}  {line['verdict'] or '':<7} {line['vs']}"
         )
     failed = [f"{x['benchmark']}: {x['measure']}" for x in lines if x["verdict"] == "FAIL"]
