@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import os
 import pstats
 import shutil
@@ -327,14 +326,6 @@ def print_profile(report: dict[str, Any]) -> None:
 
 
 # -- report --------------------------------------------------------------------------------
-def verdict_line(rows: list[dict[str, Any]], failed: list[str]) -> str:
-    if failed:
-        return "FAIL: " + ", ".join(failed)
-    if any(r["verdict"] == "PASS" for r in rows):
-        return "all budgets PASS"
-    return "no verdicts (the budgets are for the default sizes)"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--launches", type=int, default=10)
@@ -443,10 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         "failed": failed,
         "profile": profile,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    print(f"\n{verdict_line(table, failed)}; results in {args.out}")
-    return 1 if failed else 0
+    return benchcommon.finish(args.out, document, table, failed)
 
 
 if __name__ == "__main__":

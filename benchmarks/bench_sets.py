@@ -598,14 +598,6 @@ def print_table(results: Results, rows: int) -> list[dict[str, Any]]:
     return verdicts
 
 
-def verdict_line(rows: list[dict[str, Any]], failed: list[str]) -> str:
-    if failed:
-        return "FAIL: " + ", ".join(failed)
-    if any(r["verdict"] == "PASS" for r in rows):
-        return "all budgets PASS"
-    return "no verdicts (the budgets are for the default sizes)"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -714,10 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         "failed": failed,
         "profile": profile,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    print(f"\n{verdict_line(verdicts, failed)}; results in {args.out}")
-    return 1 if failed else 0
+    return benchcommon.finish(args.out, document, verdicts, failed)
 
 
 if __name__ == "__main__":

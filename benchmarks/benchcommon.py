@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import platform
 import pstats
@@ -82,3 +83,22 @@ def top_functions(stats: pstats.Stats, count: int) -> list[dict[str, Any]]:
         }
         for (f, line, fn), v in rows
     ]
+
+
+def verdict_line(rows: list[dict[str, Any]], failed: list[str]) -> str:
+    """One line saying whether every budget passed."""
+    if failed:
+        return "FAIL: " + ", ".join(failed)
+    if any(r["verdict"] == "PASS" for r in rows):
+        return "all budgets PASS"
+    return "no verdicts (the budgets are for the default sizes)"
+
+
+def finish(
+    out: Path, document: dict[str, Any], rows: list[dict[str, Any]], failed: list[str]
+) -> int:
+    """Write the results document, print the verdict and return the exit code."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    print(f"\n{verdict_line(rows, failed)}; results in {out}")
+    return 1 if failed else 0
