@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 
 _STEP_LOG = logging.getLogger("cryolab.step")
 
+CRYOLAB_BIBTEX = """@software{cryolab,
+  title = {cryolab: a Jupyter-native workflow engine for cryo-electron microscopy},
+  author = {{cryolab developers}},
+  year = {2026},
+  note = {Workflow engine design after Scipion (de la Rosa-Trevin et al. 2016, Conesa et al. 2023)}
+}"""
+
 
 class _StepLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Prefixes a step's messages with its id (one logger for all steps, not one each)."""
@@ -185,7 +192,7 @@ class Protocol:
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     outputs: ClassVar[Mapping[str, Output]] = {}
-    citations: ClassVar[tuple[str, ...]] = ()
+    citations: ClassVar[tuple[str, ...]] = (CRYOLAB_BIBTEX,)
     deterministic: ClassVar[bool] = True
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
@@ -275,6 +282,19 @@ class Protocol:
     def methods(self) -> str:
         """A methods paragraph for reports, citing :attr:`citations`."""
         return f"The {self.label or self.name} protocol of cryolab was used."
+
+    @classmethod
+    def bibtex(cls) -> str:
+        """The protocol's citations as one BibTeX text (entries separated by blank lines)."""
+        for entry in cls.citations:
+            if not entry.lstrip().startswith("@") or entry.count("{") != entry.count("}"):
+                raise ValueError(f"{cls.name}: citation is not a BibTeX entry: {entry[:60]!r}")
+        return "\n\n".join(entry.strip() for entry in cls.citations)
+
+    @classmethod
+    def citation_keys(cls) -> list[str]:
+        """The BibTeX keys of the citations, e.g. ``["cryolab"]``, for methods text."""
+        return [entry.split("{", 1)[1].split(",", 1)[0].strip() for entry in cls.citations]
 
 
 def _copy_default(value: Any) -> Any:
