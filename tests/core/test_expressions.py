@@ -339,3 +339,11 @@ def test_referenced_columns_agree_with_evaluation(cols) -> None:
 def test_referenced_columns_malformed() -> None:
     with pytest.raises(ExpressionError, match="malformed"):
         referenced_columns("x >")
+
+
+def test_an_unknown_column_suggests_and_lists_the_columns() -> None:
+    s = Set({"score": [1.0], "ctf.defocus_u": [1.0]})
+    with pytest.raises(
+        ExpressionError, match=r"did you mean 'score'\? Columns: \['ctf\.defocus_u'"
+    ):
+        evaluate("scor > 1", s)

@@ -8,6 +8,7 @@ set (dotted names are allowed), so no Python code from the string is ever execut
 from __future__ import annotations
 
 import ast
+import difflib
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -142,7 +143,12 @@ class _Evaluator:
         try:
             return np.asarray(self.columns[name])
         except KeyError:
-            raise self.fail(f"unknown column {name!r}") from None
+            names = getattr(self.columns, "columns", None)  # a Set lists its names here
+            known = sorted(names if isinstance(names, list) else map(str, self.columns))
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            listed = known if len(known) <= 30 else [*known[:30], "..."]
+            raise self.fail(f"unknown column {name!r}{hint} Columns: {listed}") from None
 
     def visit(self, node: ast.AST) -> Any:
         if isinstance(node, ast.BoolOp):
