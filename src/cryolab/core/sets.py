@@ -330,8 +330,8 @@ class Set:
         Parameters
         ----------
         parts
-            How many sets to make (≥ 2). With ``by``, the number of groups decides instead and
-            ``parts`` must be 0.
+            How many sets to make (≥ 2). With ``by``, the number of distinct values decides
+            instead and ``parts`` is ignored.
         randomize
             Shuffle rows before cutting (reproducible with ``seed``), e.g. for gold-standard halves.
         by
