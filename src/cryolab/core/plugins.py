@@ -57,6 +57,7 @@ class Plugin:
     version: str = ""
     protocols: Mapping[str, str] = field(default_factory=dict)
     programs: tuple[str, ...] = ()
+    set_types: tuple[str, ...] = ()  # modules defining Set subclasses, imported on demand
 
 
 @dataclass
@@ -172,6 +173,17 @@ class Registry:
                 f"protocol {name!r} of plugin {entry.plugin!r} is unavailable: {entry.error}"
             )
         return self._classes[name]
+
+    def import_set_types(self) -> None:
+        """Import every plugin's set-type modules (so sets read from disk get their class)."""
+        for entry in self.plugins().values():
+            for module in entry.plugin.set_types if entry.plugin else ():
+                try:
+                    importlib.import_module(module)
+                except Exception as exc:  # a broken plugin must not break reading sets
+                    log.warning(
+                        "set types of plugin %s (%s) unavailable: %s", entry.name, module, exc
+                    )
 
     def check_all(self) -> dict[str, ProtocolEntry]:
         """Try to load every protocol, recording errors; for ``cryolab protocols``."""

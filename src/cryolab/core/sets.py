@@ -29,10 +29,19 @@ UID = "uid"
 StreamState = Literal["open", "closed"]
 
 _SET_TYPES: dict[str, type[Set]] = {}
+_PLUGIN_TYPES_LOADED: list[bool] = []
 
 
 def set_type(name: str) -> type[Set]:
-    """Return the set class registered under ``name`` (the base :class:`Set` if unknown)."""
+    """Return the set class registered under ``name`` (the base :class:`Set` if unknown).
+
+    A name not seen yet makes the plugins' set-type modules load once (lazily).
+    """
+    if name not in _SET_TYPES and name != "Set" and not _PLUGIN_TYPES_LOADED:
+        from cryolab.core.plugins import registry
+
+        _PLUGIN_TYPES_LOADED.append(True)
+        registry.import_set_types()
     return _SET_TYPES.get(name, Set)
 
 
@@ -95,6 +104,7 @@ class Set:
 
     type_name: ClassVar[str] = "Set"
     item_label: ClassVar[str] = "item"
+    item_class: ClassVar[type[Item]]  # set below the Item class; subclasses may specialise
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -189,7 +199,7 @@ class Set:
             index = int(key) + (len(self) if key < 0 else 0)
             if not 0 <= index < len(self):
                 raise IndexError(f"item {key} out of range for a set of {len(self)}")
-            return Item(self, index)
+            return self.item_class(self, index)
         if isinstance(key, slice):
             return self.take(np.arange(len(self))[key])
         array = np.asarray(key)
@@ -199,7 +209,7 @@ class Set:
 
     def __iter__(self) -> Iterator[Item]:
         for index in range(len(self)):
-            yield Item(self, index)
+            yield self.item_class(self, index)
 
     # -- conversions -----------------------------------------------------------------------
     def to_arrow(self) -> pa.Table:
@@ -477,3 +487,6 @@ class Item:
 
     def __repr__(self) -> str:
         return f"<{self._set.item_label} {self.as_dict()}>"
+
+
+Set.item_class = Item

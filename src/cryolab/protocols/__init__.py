@@ -9,6 +9,7 @@ from cryolab.core.plugins import Plugin
 plugin = Plugin(
     name="cryolab",
     version=__version__,
+    set_types=("cryolab.em.objects",),
     protocols={
         "sets.import_table": "cryolab.protocols.sets.import_table:ImportTable",
         "sets.subset": "cryolab.protocols.sets.subset:Subset",
