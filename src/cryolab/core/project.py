@@ -200,6 +200,57 @@ class Project:
             instance, label, comment, run_seed, executor, outputs, origin=origin
         )
 
+    def add_imported_run(
+        self,
+        protocol: str,
+        params: Mapping[str, Any],
+        outputs: Mapping[str, Set],
+        *,
+        label: str = "",
+        comment: str = "",
+        origin: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Record work done elsewhere as a finished run whose outputs are the given sets.
+
+        The run is validated like any other (its declared outputs must be the given ones), its
+        sets are written into its folder, and it is finished at once, never launched: imported
+        RELION jobs appear in the graph this way, read-only.
+        """
+        with database.transaction(self.db):
+            run_id = self.create_run(
+                protocol,
+                params,
+                label=label,
+                comment=comment,
+                seed=0,
+                origin={"imported": True, **(origin or {})},
+            )
+            declared = {
+                r["name"]: r["path"]
+                for r in self.db.execute(
+                    "SELECT name, path FROM outputs WHERE run_id = ?", (run_id,)
+                )
+            }
+            if set(declared) != set(outputs):
+                raise ParameterError(
+                    [
+                        Issue(
+                            "",
+                            f"{protocol} declares outputs {sorted(declared)}"
+                            f", got sets for {sorted(outputs)}",
+                        )
+                    ]
+                )
+            self.db.execute(
+                "UPDATE runs SET status = 'finished', started = created, "
+                "finished = created WHERE id = ?",
+                (run_id,),
+            )
+            database.add_event(self.db, run_id, "status", status="finished")
+            for name, data in outputs.items():
+                data.save(self.path / declared[name])
+        return Run(self, run_id)
+
     def make_folders(self, run_ids: Sequence[int]) -> None:
         """Create the folders of newly committed runs."""
         for run_id in run_ids:

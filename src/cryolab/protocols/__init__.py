@@ -11,6 +11,7 @@ plugin = Plugin(
     version=__version__,
     set_types=("cryolab.em.objects",),
     protocols={
+        "external.job": "cryolab.protocols.external:ExternalJob",
         "sets.import_table": "cryolab.protocols.sets.import_table:ImportTable",
         "sets.subset": "cryolab.protocols.sets.subset:Subset",
         "sets.merge": "cryolab.protocols.sets.merge:Merge",
