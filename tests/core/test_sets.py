@@ -788,3 +788,14 @@ def test_join_with_no_columns_adds_none() -> None:
     right = left.take([0, 2]).with_columns(y=[5, 6])
     joined = left.join(right, columns=[])
     assert joined.columns == ["uid", "x"] and len(joined) == 2
+
+
+def test_drop_columns() -> None:
+    s = Set({"a": [1, 2], "b": [3, 4]}, properties={"k": 1})
+    dropped = s.drop("a")
+    assert dropped.columns == ["uid", "b"] and dropped.properties == {"k": 1}
+    assert dropped.uids.tolist() == s.uids.tolist()
+    with pytest.raises(SetError, match="uid column cannot be dropped"):
+        s.drop("uid")
+    with pytest.raises(SetError, match=r"missing column\(s\) \['c'\]"):
+        s.drop("c")

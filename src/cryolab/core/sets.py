@@ -377,6 +377,15 @@ class Set:
                 table = table.append_column(name, array)
         return self._like(table)
 
+    def drop(self, *columns: str) -> Set:
+        """Return a copy without the given columns (``uid`` cannot be dropped)."""
+        if UID in columns:
+            raise SetError("the uid column cannot be dropped")
+        missing = [c for c in columns if c not in self]
+        if missing:
+            raise SetError(f"cannot drop missing column(s) {missing}")
+        return self._like(self._table.drop_columns(list(columns)))
+
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the set to a set folder (closed) and return its path."""

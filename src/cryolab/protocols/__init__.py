@@ -11,6 +11,8 @@ plugin = Plugin(
     version=__version__,
     set_types=("cryolab.em.objects",),
     protocols={
+        "consensus.ctf": "cryolab.protocols.consensus.ctf:CtfConsensus",
+        "consensus.picking": "cryolab.protocols.consensus.picking:PickingConsensus",
         "external.job": "cryolab.protocols.external:ExternalJob",
         "sets.import_table": "cryolab.protocols.sets.import_table:ImportTable",
         "sets.subset": "cryolab.protocols.sets.subset:Subset",

@@ -1,0 +1,1 @@
+"""Consensus protocols: keep what independent estimations agree on (CTF, picking, alignment)."""
