@@ -333,7 +333,13 @@ class Set:
         return self._like(left)
 
     def split(
-        self, parts: int, *, randomize: bool = False, seed: int | None = None, by: str | None = None
+        self,
+        parts: int,
+        *,
+        randomize: bool = False,
+        seed: int | None = None,
+        by: str | None = None,
+        groups: str | None = None,
     ) -> list[Set]:
         """Split into ``parts`` sets.
 
@@ -346,12 +352,18 @@ class Set:
             Shuffle rows before cutting (reproducible with ``seed``), e.g. for gold-standard halves.
         by
             A column: one set per distinct value, in sorted order of the values.
+        groups
+            A column (e.g. ``micrograph_uid``) whose groups are never cut: each group goes
+            whole to the part with the fewest rows so far (groups in random order with
+            ``randomize``, else in order of first appearance).
         """
         if by is not None:
             values = self.column(by)
             return [self.where(values == value) for value in np.unique(values)]
         if parts < 2:
             raise SetError(f"split needs at least 2 parts, got {parts}")
+        if groups is not None:
+            return self._split_groups(parts, groups, randomize, seed)
         order: NDArray[np.int64] = np.arange(len(self), dtype=np.int64)
         if randomize:
             order = np.random.default_rng(seed).permutation(len(self))
@@ -359,6 +371,24 @@ class Set:
             self.take(np.sort(chunk) if randomize else chunk)
             for chunk in np.array_split(order, parts)
         ]
+
+    def _split_groups(
+        self, parts: int, column: str, randomize: bool, seed: int | None
+    ) -> list[Set]:
+        keys, first, inverse, sizes = np.unique(
+            self.column(column), return_index=True, return_inverse=True, return_counts=True
+        )
+        order = np.argsort(first, kind="stable")
+        if randomize:
+            order = np.random.default_rng(seed).permutation(len(keys))
+        filled = np.zeros(parts, dtype=np.int64)
+        part_of_group = np.empty(len(keys), dtype=np.int64)
+        for group in order:
+            target = int(np.argmin(filled))
+            part_of_group[group] = target
+            filled[target] += sizes[group]
+        part_of_row = part_of_group[inverse.reshape(-1)]
+        return [self.where(part_of_row == index) for index in range(parts)]
 
     def with_columns(self, **columns: Any) -> Set:
         """Return a copy with columns added or replaced (``**{"ctf.defocus_u": values}``)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cryolab.core.params import ChoiceParam, InputParam, IntParam
+from cryolab.core.params import ChoiceParam, InputParam, IntParam, StrParam
 from cryolab.core.protocol import Output, Protocol, Step, StepContext
 from cryolab.core.sets import Set
 
@@ -21,6 +21,11 @@ class Split(Protocol):
         default="random",
         help="Shuffle before cutting (seeded by the run's seed), or keep order.",
     )
+    group_by = StrParam(
+        default="",
+        required=False,
+        help="A column whose groups stay whole, e.g. micrograph_uid to split by micrograph.",
+    )
 
     def declared_outputs(self) -> dict[str, Output]:
         parts = self.values["parts"]
@@ -33,8 +38,16 @@ class Split(Protocol):
     def split(self, ctx: StepContext) -> None:
         """Cut the input and write each part."""
         source: Set = ctx.input("source")
+        group_by = self.values["group_by"] or None
+        if group_by is not None and group_by not in source:
+            raise ValueError(
+                f"the input has no column {group_by!r} to group by; columns: {source.columns}"
+            )
         pieces = source.split(
-            self.values["parts"], randomize=self.values["order"] == "random", seed=ctx.seed
+            self.values["parts"],
+            randomize=self.values["order"] == "random",
+            seed=ctx.seed,
+            groups=group_by,
         )
         for index, piece in enumerate(pieces):
             ctx.update_properties(f"part{index + 1}", **source.properties)

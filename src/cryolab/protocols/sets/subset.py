@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
+
 from cryolab.core.errors import ExpressionError
 from cryolab.core.expressions import referenced_columns
 from cryolab.core.params import BoolParam, ChoiceParam, InputParam, Issue, StrParam, when
@@ -12,15 +14,17 @@ from cryolab.core.sets import Set
 
 
 class Subset(Protocol):
-    """Keep the items of a set that satisfy a condition, or whose uids are in another set."""
+    """Keep the items of a set that satisfy a condition, whose uids are in another set, or
+    whose link column points into another set (e.g. particles of a subset of micrographs)."""
 
     name = "sets.subset"
     label = "Subset"
     source = InputParam(Set, label="Input set", help="The set to take items from.")
     mode = ChoiceParam(
-        ["condition", "uids"],
+        ["condition", "uids", "linked"],
         default="condition",
-        help="Select by a condition on columns, or by the uids of another set.",
+        help="Select by a condition on columns, by the uids of another set, or by a link "
+        "column pointing to the items of another set (particles of some micrographs).",
     )
     where = StrParam(
         default="",
@@ -34,6 +38,18 @@ class Subset(Protocol):
         required=True,
         condition=when("mode") == "uids",
         help="Keep the items whose uids appear in this set.",
+    )
+    linked_to = InputParam(
+        Set,
+        label="Linked to",
+        required=True,
+        condition=when("mode") == "linked",
+        help="Keep the items whose link column holds a uid of this set (e.g. micrographs).",
+    )
+    link = StrParam(
+        default="micrograph_uid",
+        condition=when("mode") == "linked",
+        help="The column holding the uids of the linked set's items.",
     )
     exclude = BoolParam(default=False, help="Keep the items that do NOT match instead.")
     outputs = {"subset": Output(like="source", help="The selected items")}
@@ -52,25 +68,38 @@ class Subset(Protocol):
     def select(self, ctx: StepContext) -> None:
         """Select the items and write them."""
         source: Set = ctx.input("source")
-        if self.values["mode"] == "condition":
-            mask = source.where(self.values["where"]).uids
+        mode = self.values["mode"]
+        if mode == "linked":
+            link = self.values["link"]
+            if link not in source:
+                raise ValueError(
+                    f"the input has no column {link!r} to link with; columns: {source.columns}"
+                )
+            targets = ctx.input("linked_to").uids
+            keep = np.isin(np.asarray(source[link], dtype=np.uint64), targets)
+            chosen = source.where(~keep if self.values["exclude"] else keep)
         else:
-            mask = ctx.input("uids_from").uids
-        chosen = source.subset(mask, exclude=self.values["exclude"])
+            if mode == "condition":
+                wanted = source.where(self.values["where"]).uids
+            else:
+                wanted = ctx.input("uids_from").uids
+            chosen = source.subset(wanted, exclude=self.values["exclude"])
         ctx.update_properties("subset", **source.properties)
         ctx.append("subset", chosen)
         ctx.log.info("kept %d of %d items", len(chosen), len(source))
 
     def summary(self, output_sizes: dict[str, int] | None = None) -> str:
-        how = (
-            f"where {self.values['where']}"
-            if self.values["mode"] == "condition"
-            else f"by the uids of {self.values['uids_from']}"
-        )
+        how = {
+            "condition": f"where {self.values['where']}",
+            "uids": f"by the uids of {self.values['uids_from']}",
+            "linked": f"by {self.values['link']} in {self.values['linked_to']}",
+        }[self.values["mode"]]
         text = f"Subset of {self.values['source']} {how}"
         return text + (f": {output_sizes['subset']} items" if output_sizes else "")
 
     def methods(self) -> str:
         if self.values["mode"] == "condition":
             return f"Items were selected where {self.values['where']}."
+        if self.values["mode"] == "linked":
+            return f"Items were selected by their {self.values['link']} (linked items)."
         return "Items were selected by the uids of another set."
