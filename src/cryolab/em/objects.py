@@ -124,10 +124,14 @@ class ImageItem(Item):
         return int(self["image.index"]) if "image.index" in self._set else 1
 
     def read(self) -> NDArray[Any]:
-        """The image (or movie, or volume) as a numpy array."""
+        """The image (or movie frame, or volume) as a numpy array.
+
+        Files lacking the MRC map id are read when the set's ``permissive`` property is true.
+        """
         from cryolab.em import imageio
 
-        return np.asarray(imageio.read_image(self.path, self.index))
+        permissive = bool(self._set.properties.get("permissive", False))
+        return np.asarray(imageio.read_image(self.path, self.index, permissive=permissive))
 
 
 class EMSet(Set):

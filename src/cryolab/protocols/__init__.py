@@ -13,6 +13,9 @@ plugin = Plugin(
     protocols={
         "consensus.ctf": "cryolab.protocols.consensus.ctf:CtfConsensus",
         "consensus.picking": "cryolab.protocols.consensus.picking:PickingConsensus",
+        "import.movies": "cryolab.protocols.imports.movies:ImportMovies",
+        "import.micrographs": "cryolab.protocols.imports.micrographs:ImportMicrographs",
+        "import.volumes": "cryolab.protocols.imports.volumes:ImportVolumes",
         "external.job": "cryolab.protocols.external:ExternalJob",
         "sets.import_table": "cryolab.protocols.sets.import_table:ImportTable",
         "sets.subset": "cryolab.protocols.sets.subset:Subset",

@@ -1,0 +1,1 @@
+"""Import protocols: bring files (movies, micrographs, volumes, particles, ...) into a project."""
