@@ -106,7 +106,7 @@ def test_export_describes_runs_inputs_and_dynamic_parameters(source: Project) ->
     assert runs["r2"]["seed"] == 2
     assert runs["r2"]["executor"] == {"name": "sync", "cores": None}
     assert runs["r3"]["inputs"] == {"source": "r2.subset"}
-    assert runs["r3"]["params"] == {"parts": 3, "order": "random"}
+    assert runs["r3"]["params"] == {"parts": 3, "order": "random", "group_by": ""}
     (cut,) = document["parameters"]
     assert cut["name"] == "cut"
     assert cut["default"] == "x < 8"

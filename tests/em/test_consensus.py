@@ -183,3 +183,62 @@ def test_picking_consensus_refuses_more_votes_than_pickers(project: Project) -> 
 
     with pytest.raises(ParameterError, match="3 votes needed but only 1 picker"):
         project.run("consensus.picking", coordinates=[source], min_votes=3)
+
+
+def test_alignment_consensus_by_angle_and_shift(project: Project) -> None:
+    from cryolab.em.geometry import euler_to_matrix, matrix_to_euler
+    from cryolab.em.objects import SetOfParticles
+
+    rng = np.random.default_rng(9)
+    count = 200
+    rot, tilt, psi = (
+        rng.uniform(-180, 180, count),
+        rng.uniform(0, 180, count),
+        rng.uniform(-180, 180, count),
+    )
+    first = SetOfParticles(
+        {
+            "transform.rot": rot,
+            "transform.tilt": tilt,
+            "transform.psi": psi,
+            "transform.shift_x": rng.normal(0, 3, count),
+            "transform.shift_y": rng.normal(0, 3, count),
+        }
+    )
+    # the second assignment: the same orientation written with other Euler angles
+    # (exactly equivalent), then 50 particles turned by 30 degrees and 20 shifted by 10 A
+    equivalent = matrix_to_euler(euler_to_matrix(rot, tilt, psi))
+    turned = np.zeros(count, dtype=bool)
+    turned[:50] = True
+    moved = np.zeros(count, dtype=bool)
+    moved[50:70] = True
+    second_rot = np.where(turned, np.asarray(equivalent.rot) + 30.0, equivalent.rot)
+    second_tilt = np.where(turned, 90.0, equivalent.tilt)
+    second = first.with_columns(
+        **{
+            "transform.rot": second_rot,
+            "transform.tilt": np.where(turned, second_tilt, equivalent.tilt),
+            "transform.psi": equivalent.psi,
+            "transform.shift_x": first["transform.shift_x"] + np.where(moved, 10.0, 0.0),
+        }
+    )
+    second = second.take(rng.permutation(count))  # order must not matter: matched by uid
+    a = project.add_imported_run(
+        "external.job",
+        {"program": "t", "job": "a", "output_names": ["p"], "output_types": ["SetOfParticles"]},
+        {"p": first},
+    ).out.p
+    b = project.add_imported_run(
+        "external.job",
+        {"program": "t", "job": "b", "output_names": ["p"], "output_types": ["SetOfParticles"]},
+        {"p": second},
+    ).out.p
+    run = project.run("consensus.alignment", particles=a, other=b, angle=5, shift=2).wait(60)
+    kept = run.out.particles.load()
+    assert isinstance(kept, SetOfParticles)
+    expected = first.uids[~turned & ~moved]
+    assert sorted(kept.uids.tolist()) == sorted(expected.tolist())
+    assert np.all(kept["consensus.angle_difference"] < 1e-6)
+    discarded = run.out.discarded.load()
+    assert len(discarded) == 70
+    assert np.all(discarded.subset(first.uids[moved])["consensus.shift_difference"] > 9.99)

@@ -141,3 +141,68 @@ def test_half_maps_need_both(project: Project, real) -> None:  # type: ignore[no
     volume = str(real("mrcfile_ccpem/EMD-3197.map"))
     with pytest.raises(ParameterError, match="give both half maps or neither"):
         project.run("import.volumes", files=volume, sampling_rate=11.4, half1=volume)
+
+
+def imported_micrographs(project: Project, tmp_path: Path, count: int = 3):  # type: ignore[no-untyped-def]
+    micrographs(tmp_path / "mics", count=count)
+    return project.run(
+        "import.micrographs", files=str(tmp_path / "mics" / "*.mrc"), sampling_rate=1.5
+    ).wait(60)
+
+
+def test_import_ctfs_matches_files_to_micrographs(project: Project, tmp_path: Path, real) -> None:  # type: ignore[no-untyped-def]
+    mics = imported_micrographs(project, tmp_path)
+    template = real("aspire/ctffind4_diagnostic_output.txt").read_text()
+    folder = tmp_path / "ctffind"
+    folder.mkdir()
+    for index, defocus in enumerate([9000.0, 12000.0, 15000.0]):
+        text = template.replace("9982.502930 9982.502930", f"{defocus:.6f} {defocus - 300:.6f}")
+        (folder / f"mic_{index:03d}_ctf.txt").write_text(text)
+    run = project.run(
+        "import.ctfs", files=str(folder / "*_ctf.txt"), micrographs=mics.out.micrographs
+    ).wait(60)
+    ctfs = run.out.ctfs.load()
+    micrograph_uids = mics.out.micrographs.load().uids.tolist()
+    by_micrograph = dict(
+        zip(ctfs["micrograph_uid"].tolist(), ctfs["ctf.defocus_u"].tolist(), strict=True)
+    )
+    assert by_micrograph == dict(zip(micrograph_uids, [9000.0, 12000.0, 15000.0], strict=True))
+    assert ctfs["ctf.defocus_v"].tolist() == [8700.0, 11700.0, 14700.0]
+    assert ctfs["ctf.resolution"][0] == pytest.approx(1.980663)
+
+
+def test_an_estimation_for_an_unknown_micrograph_is_named(
+    project: Project, tmp_path: Path, real
+) -> None:  # type: ignore[no-untyped-def]
+    mics = imported_micrographs(project, tmp_path)
+    folder = tmp_path / "ctffind"
+    folder.mkdir()
+    (folder / "other_ctf.txt").write_text(real("aspire/ctffind4_diagnostic_output.txt").read_text())
+    run = project.run(
+        "import.ctfs", files=str(folder / "*.txt"), micrographs=mics.out.micrographs
+    ).wait(60, check=False)
+    assert run.status == "failed" and "other_ctf.txt matches no micrograph name" in str(run.error)
+
+
+def test_import_coordinates_from_box_files(project: Project, tmp_path: Path) -> None:
+    mics = imported_micrographs(project, tmp_path, count=2)
+    folder = tmp_path / "boxes"
+    folder.mkdir()
+    (folder / "mic_000.box").write_text("10\t20\t64\t64\n100\t120\t64\t64\n")
+    (folder / "mic_001.box").write_text("5\t6\t64\t64\n")
+    run = project.run(
+        "import.coordinates", files=str(folder / "*.box"), micrographs=mics.out.micrographs
+    ).wait(60)
+    coordinates = run.out.coordinates.load()
+    assert len(coordinates) == 3
+    uids = mics.out.micrographs.load().uids
+    first = coordinates.where(coordinates["micrograph_uid"] == uids[0])
+    assert sorted(first["coordinate.x"].tolist()) == [42.0, 132.0]  # corner + 64 / 2
+    assert sorted(first["coordinate.y"].tolist()) == [52.0, 152.0]
+    bad = project.run(
+        "import.coordinates", files=str(folder / "*"), micrographs=mics.out.micrographs
+    )
+    assert bad.wait(60).status == "finished"
+    (folder / "notes.txt").write_text("x")
+    with pytest.raises(ParameterError, match=r"unsupported coordinate file type\(s\) \['\.txt'\]"):
+        project.run("import.coordinates", files=str(folder / "*"), micrographs=mics.out.micrographs)

@@ -11,8 +11,11 @@ plugin = Plugin(
     version=__version__,
     set_types=("cryolab.em.objects",),
     protocols={
+        "consensus.alignment": "cryolab.protocols.consensus.alignment:AlignmentConsensus",
         "consensus.ctf": "cryolab.protocols.consensus.ctf:CtfConsensus",
         "consensus.picking": "cryolab.protocols.consensus.picking:PickingConsensus",
+        "import.coordinates": "cryolab.protocols.imports.coordinates:ImportCoordinates",
+        "import.ctfs": "cryolab.protocols.imports.ctfs:ImportCtfs",
         "import.movies": "cryolab.protocols.imports.movies:ImportMovies",
         "import.micrographs": "cryolab.protocols.imports.micrographs:ImportMicrographs",
         "import.volumes": "cryolab.protocols.imports.volumes:ImportVolumes",

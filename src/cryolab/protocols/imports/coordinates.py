@@ -1,0 +1,62 @@
+"""``import.coordinates``: import particle coordinates (EMAN .box or .json files)."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from cryolab.core.params import InputParam, Issue, PathParam
+from cryolab.core.protocol import Output, Protocol, Step, StepContext
+from cryolab.core.sets import Set, new_uids
+from cryolab.em.formats.eman import read_box, read_eman_json
+from cryolab.em.objects import SetOfCoordinates, SetOfMicrographs
+from cryolab.protocols.imports.matching import MicrographIndex, chunks
+
+FILES_PER_STEP = 500
+READERS: dict[str, Callable[..., SetOfCoordinates]] = {".box": read_box, ".json": read_eman_json}
+
+
+class ImportCoordinates(Protocol):
+    """Import picked coordinates: one file per micrograph, matched to the micrographs by name
+    (``mic_0012.box`` belongs to ``mic_0012``); positions are box centres in pixels."""
+
+    name = "import.coordinates"
+    label = "Import coordinates"
+    files = PathParam(pattern=True, help="Coordinate files (EMAN .box or EMAN2 .json).")
+    micrographs = InputParam(SetOfMicrographs, help="The micrographs the coordinates are on.")
+    outputs = {"coordinates": Output(SetOfCoordinates, help="The imported positions")}
+
+    def matched(self) -> list[str]:
+        """The files the pattern matches, sorted."""
+        return sorted(glob.glob(str(Path(self.values["files"]).expanduser())))
+
+    def check(self) -> list[Issue]:
+        unknown = sorted({Path(f).suffix for f in self.matched()} - set(READERS))
+        if unknown:
+            return [
+                Issue(
+                    "files",
+                    f"unsupported coordinate file type(s) {unknown}; supported: {sorted(READERS)}",
+                )
+            ]
+        return []
+
+    def plan(self) -> Iterator[Step]:
+        matched = self.matched()
+        if not matched:
+            raise FileNotFoundError(f"no file matches {self.values['files']!r}")
+        for index, paths in enumerate(chunks(matched, FILES_PER_STEP)):
+            yield Step(f"read-{index:05d}", "read_files", {"paths": paths})
+
+    def read_files(self, ctx: StepContext, paths: list[str]) -> None:
+        """Read some coordinate files and append their positions."""
+        micrographs: Set = ctx.input("micrographs")
+        index = MicrographIndex(micrographs)
+        pieces = []
+        for path in paths:
+            coordinates = READERS[Path(path).suffix](path, micrograph_uid=int(index.uid_of(path)))
+            pieces.append(coordinates.with_columns(uid=new_uids(len(coordinates), ctx.rng)))
+        merged = pieces[0].union(*pieces[1:])
+        ctx.update_properties("coordinates", **micrographs.properties)
+        ctx.append("coordinates", merged)
