@@ -234,6 +234,74 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_relion(args: argparse.Namespace) -> int:
+    from cryolab.em.relion_pipeline import import_relion
+
+    runs = import_relion(_project(args.path), args.file)
+    for run in runs:
+        outputs = ", ".join(f"{k} ({v.count} {v.types[0]})" for k, v in run.out.items())
+        print(f"{run.id:4d} {run.label}: {outputs or 'no outputs'}")
+    print(f"imported {len(runs)} RELION job(s) as finished runs")
+    return 0
+
+
+def cmd_export_relion(args: argparse.Namespace) -> int:
+    from cryolab.core.params import is_reference, split_reference
+    from cryolab.em.objects import SetOfMicrographs, SetOfParticles
+    from cryolab.em.relion_export import micrographs_to_star, particles_to_star
+
+    if not is_reference(args.output_ref):
+        raise ParameterError(
+            [Issue("RUN.output", f"expected e.g. 12.particles, got {args.output_ref!r}")]
+        )
+    run_id, name = split_reference(args.output_ref)
+    run = _project(args.path).get_run(run_id)
+    if name not in run.out:
+        raise ParameterError(
+            [Issue("RUN.output", f"run {run_id} has no output {name!r}; it has {sorted(run.out)}")]
+        )
+    data = run.out[name].load()
+    if isinstance(data, SetOfParticles):
+        written = particles_to_star(data, args.output, version=args.version)
+    elif isinstance(data, SetOfMicrographs):
+        written = micrographs_to_star(data, args.output, version=args.version)
+    else:
+        raise ParameterError(
+            [
+                Issue(
+                    "RUN.output",
+                    f"{args.output_ref} is a {data.type_name}; "
+                    "particles or micrographs can be exported",
+                )
+            ]
+        )
+    print(f"wrote {len(data)} {data.item_label}s to {written} (RELION {args.version})")
+    return 0
+
+
+def cmd_import_scipion(args: argparse.Namespace) -> int:
+    from cryolab.em.scipion_workflow import import_scipion_workflow
+
+    values = {}
+    for item in args.set:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ParameterError([Issue(name, f"--set needs name=value, got {item!r}")])
+        values[name] = text
+    runs = import_scipion_workflow(_project(args.path), args.file, values, launch=args.launch)
+    placeholders = sum(1 for r in runs if r.protocol == "external.job")
+    print(
+        f"imported {len(runs)} Scipion protocols as runs {runs[0].id}-{runs[-1].id}: "
+        f"{len(runs) - placeholders} cryolab protocols, {placeholders} placeholders "
+        "(external.job: kept in the graph, cannot run)"
+    )
+    if args.launch:
+        print(f"launched {sum(1 for r in runs if r.status != 'saved')} runs")
+    elif placeholders < len(runs):
+        print("the runs are saved: launch them with 'cryolab restart PATH RUN'")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from cryolab.demo import main as demo
 
@@ -291,6 +359,30 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--set", action="append", default=[], metavar="name=value")
     imp.add_argument("--launch", action="store_true", help="launch the imported runs")
+    relion = add(
+        "import-relion",
+        cmd_import_relion,
+        "import a RELION pipeline (default_pipeline.star) or a particles/micrographs STAR file",
+    )
+    relion.add_argument("file", metavar="PIPELINE_OR_STAR")
+    export_relion = add(
+        "export-relion", cmd_export_relion, "write particles or micrographs as a RELION STAR file"
+    )
+    export_relion.add_argument("output_ref", metavar="RUN.output")
+    export_relion.add_argument("-o", "--output", required=True, metavar="FILE.star")
+    export_relion.add_argument("--version", choices=["3.0", "3.1", "4", "5"], default="3.1")
+    scipion = add(
+        "import-scipion",
+        cmd_import_scipion,
+        "import a Scipion workflow (.json or .json.template) as saved runs",
+    )
+    scipion.add_argument("file", metavar="TEMPLATE")
+    scipion.add_argument(
+        "--set", action="append", default=[], metavar="name=value", help="a template marker value"
+    )
+    scipion.add_argument(
+        "--launch", action="store_true", help="launch the runs of cryolab protocols"
+    )
     demo = add("demo", cmd_demo, "run the demonstration workflow", path=False)
     demo.add_argument("--path", default="demo-project")
     demo.add_argument("--rows", type=int, default=200_000)

@@ -206,3 +206,37 @@ def test_import_coordinates_from_box_files(project: Project, tmp_path: Path) -> 
     (folder / "notes.txt").write_text("x")
     with pytest.raises(ParameterError, match=r"unsupported coordinate file type\(s\) \['\.txt'\]"):
         project.run("import.coordinates", files=str(folder / "*"), micrographs=mics.out.micrographs)
+
+
+def test_import_particles_from_a_relion_star(project: Project, real) -> None:  # type: ignore[no-untyped-def]
+    star = real("cryodrgn/relion31.star")
+    run = project.run(
+        "import.particles", files=str(star), permissive=True, root=str(star.parent)
+    ).wait(60)
+    particles = run.out.particles.load()
+    assert len(particles) == 5 and particles.sampling_rate is not None
+    assert "transform.rot" in particles and "ctf.defocus_u" in particles
+
+
+def test_import_particles_from_a_cryosparc_file(project: Project, real) -> None:  # type: ignore[no-untyped-def]
+    run = project.run(
+        "import.particles", files=str(real("cryodrgn/cryosparc_J2_particles_exported.cs"))
+    ).wait(60)
+    particles = run.out.particles.load()
+    assert len(particles) == 22 and particles["image.index"].min() >= 1
+
+
+def test_import_particles_from_a_stack(project: Project, real) -> None:  # type: ignore[no-untyped-def]
+    stack = real("cryodrgn/relion31.mrcs")
+    with pytest.raises(ParameterError, match="'sampling_rate': a value is required"):
+        project.run("import.particles", files=str(stack))
+    strict = project.run("import.particles", files=str(stack), sampling_rate=1.0).wait(
+        60, check=False
+    )
+    assert strict.status == "failed" and "permissive" in str(strict.error)
+    run = project.run(
+        "import.particles", files=str(stack), sampling_rate=1.0, permissive=True
+    ).wait(60)
+    particles = run.out.particles.load()
+    assert particles["image.index"].tolist() == [1, 2, 3, 4, 5]
+    assert particles[2].read().shape == (256, 256)

@@ -63,7 +63,11 @@ class Acquisition:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Acquisition:
         """Rebuild from :meth:`to_dict`; unknown keys go to ``extra``."""
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "extra"}
+        known = {
+            k: v
+            for k, v in data.items()
+            if k in cls.__dataclass_fields__ and k != "extra" and v is not None
+        }
         extra = dict(data.get("extra", {}))
         extra.update({k: v for k, v in data.items() if k not in cls.__dataclass_fields__})
         return cls(**known, extra=extra)
@@ -120,8 +124,9 @@ class ImageItem(Item):
 
     @property
     def index(self) -> int:
-        """1-based position of the image in its file."""
-        return int(self["image.index"]) if "image.index" in self._set else 1
+        """1-based position of the image in its file (1 when the file holds one image)."""
+        value = self["image.index"] if "image.index" in self._set else None
+        return 1 if value is None else int(value)
 
     def read(self) -> NDArray[Any]:
         """The image (or movie frame, or volume) as a numpy array.
@@ -157,7 +162,7 @@ class SetOfImages(EMSet):
 
     item_label = "image"
     item_class = ImageItem
-    fields = IMAGE_FIELDS
+    fields: ClassVar[tuple[Field, ...]] = IMAGE_FIELDS
 
 
 class SetOfMovies(SetOfImages):

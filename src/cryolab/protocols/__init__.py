@@ -16,6 +16,7 @@ plugin = Plugin(
         "consensus.picking": "cryolab.protocols.consensus.picking:PickingConsensus",
         "import.coordinates": "cryolab.protocols.imports.coordinates:ImportCoordinates",
         "import.ctfs": "cryolab.protocols.imports.ctfs:ImportCtfs",
+        "import.particles": "cryolab.protocols.imports.particles:ImportParticles",
         "import.movies": "cryolab.protocols.imports.movies:ImportMovies",
         "import.micrographs": "cryolab.protocols.imports.micrographs:ImportMicrographs",
         "import.volumes": "cryolab.protocols.imports.volumes:ImportVolumes",

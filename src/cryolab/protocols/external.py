@@ -8,7 +8,7 @@ cryolab equivalent as saved placeholders that keep their settings and inputs but
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from cryolab.core.params import InputParam, Issue, ListParam, StrParam
 from cryolab.core.protocol import Output, Protocol, Step
@@ -52,7 +52,7 @@ class ExternalJob(Protocol):
             "it; install a plugin that provides one, or replace this run"
         )
 
-    def summary(self, output_sizes: dict[str, int] | None = None) -> str:
+    def summary(self, output_sizes: Mapping[str, int] | None = None) -> str:
         text = f"{self.values['program']} {self.values['job']}"
         if output_sizes:
             text += ": " + ", ".join(f"{k}: {v} items" for k, v in output_sizes.items())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class Subset(Protocol):
         ctx.append("subset", chosen)
         ctx.log.info("kept %d of %d items", len(chosen), len(source))
 
-    def summary(self, output_sizes: dict[str, int] | None = None) -> str:
+    def summary(self, output_sizes: Mapping[str, int] | None = None) -> str:
         how = {
             "condition": f"where {self.values['where']}",
             "uids": f"by the uids of {self.values['uids_from']}",
