@@ -240,3 +240,69 @@ def test_import_particles_from_a_stack(project: Project, real) -> None:  # type:
     particles = run.out.particles.load()
     assert particles["image.index"].tolist() == [1, 2, 3, 4, 5]
     assert particles[2].read().shape == (256, 256)
+
+
+def test_import_relion_coordinates_and_ctfs(project: Project, tmp_path: Path) -> None:
+    from cryolab.em.star import write_star
+
+    mics = imported_micrographs(project, tmp_path, count=2)
+    folder = tmp_path / "relion"
+    folder.mkdir()
+    import pyarrow as pa
+
+    write_star(
+        folder / "mic_001_autopick.star",
+        {"": pa.table({"rlnCoordinateX": [10.0, 20.0], "rlnCoordinateY": [30.0, 40.0]})},
+    )
+    coordinates = (
+        project.run(
+            "import.coordinates",
+            files=str(folder / "*_autopick.star"),
+            micrographs=mics.out.micrographs,
+        )
+        .wait(60)
+        .out.coordinates.load()
+    )
+    second = mics.out.micrographs.load().uids[1]
+    assert coordinates["micrograph_uid"].tolist() == [second, second]
+    assert coordinates["coordinate.x"].tolist() == [10.0, 20.0]
+    write_star(
+        folder / "micrographs_ctf.star",
+        {
+            "optics": pa.table(
+                {
+                    "rlnOpticsGroupName": ["opticsGroup1"],
+                    "rlnOpticsGroup": [1],
+                    "rlnMicrographPixelSize": [1.5],
+                    "rlnVoltage": [300.0],
+                    "rlnSphericalAberration": [2.7],
+                    "rlnAmplitudeContrast": [0.1],
+                }
+            ),
+            "micrographs": pa.table(
+                {
+                    "rlnMicrographName": [
+                        "MotionCorr/job002/mic_000.mrc",
+                        "MotionCorr/job002/mic_001.mrc",
+                    ],
+                    "rlnOpticsGroup": [1, 1],
+                    "rlnDefocusU": [11000.0, 22000.0],
+                    "rlnDefocusV": [10500.0, 21500.0],
+                    "rlnDefocusAngle": [12.0, 34.0],
+                }
+            ),
+        },
+    )
+    ctfs = (
+        project.run(
+            "import.ctfs",
+            files=str(folder / "micrographs_ctf.star"),
+            micrographs=mics.out.micrographs,
+        )
+        .wait(60)
+        .out.ctfs.load()
+    )
+    uids = mics.out.micrographs.load().uids.tolist()
+    assert dict(
+        zip(ctfs["micrograph_uid"].tolist(), ctfs["ctf.defocus_u"].tolist(), strict=True)
+    ) == {uids[0]: 11000.0, uids[1]: 22000.0}

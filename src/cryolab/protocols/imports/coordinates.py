@@ -1,10 +1,12 @@
-"""``import.coordinates``: import particle coordinates (EMAN .box or .json files)."""
+"""``import.coordinates``: import coordinates (EMAN .box/.json, RELION .star) per micrograph."""
 
 from __future__ import annotations
 
 import glob
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import numpy as np
 
 from cryolab.core.params import InputParam, Issue, PathParam
 from cryolab.core.protocol import Output, Protocol, Step, StepContext
@@ -14,7 +16,23 @@ from cryolab.em.objects import SetOfCoordinates, SetOfMicrographs
 from cryolab.protocols.imports.matching import MicrographIndex, chunks
 
 FILES_PER_STEP = 500
-READERS: dict[str, Callable[..., SetOfCoordinates]] = {".box": read_box, ".json": read_eman_json}
+
+
+def read_relion_coordinates(path: str, *, micrograph_uid: int) -> Set:
+    """A RELION coordinate file (``mic_0012_autopick.star``) on the given micrograph."""
+    from cryolab.em.relion_micrographs import star_to_coordinates
+
+    coordinates = star_to_coordinates(path)
+    return coordinates.with_columns(
+        micrograph_uid=np.full(len(coordinates), micrograph_uid, dtype=np.uint64)
+    )
+
+
+READERS: dict[str, Callable[..., Set]] = {
+    ".box": read_box,
+    ".json": read_eman_json,
+    ".star": read_relion_coordinates,
+}
 
 
 class ImportCoordinates(Protocol):
@@ -23,7 +41,9 @@ class ImportCoordinates(Protocol):
 
     name = "import.coordinates"
     label = "Import coordinates"
-    files = PathParam(pattern=True, help="Coordinate files (EMAN .box or EMAN2 .json).")
+    files = PathParam(
+        pattern=True, help="Coordinate files: EMAN .box, EMAN2 .json or RELION .star."
+    )
     micrographs = InputParam(SetOfMicrographs, help="The micrographs the coordinates are on.")
     outputs = {"coordinates": Output(SetOfCoordinates, help="The imported positions")}
 
