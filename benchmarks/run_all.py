@@ -45,11 +45,17 @@ def main(argv: list[str] | None = None) -> int:
 
     sets_json = args.out_dir / "sets.json"
     engine_json = args.out_dir / "engine.json"
+    star_json = args.out_dir / "star.json"
+    imageio_json = args.out_dir / "imageio.json"
     sets_args = ["--out", str(sets_json)]
     engine_args = ["--out", str(engine_json)]
+    star_args = ["--out", str(star_json)]
+    imageio_args = ["--out", str(imageio_json)]
     if args.quick:
         sets_args += ["--rows", "100000", "--repeats", "2"]
         engine_args += ["--launches", "5", "--repeats", "1"]
+        star_args += ["--quick"]
+        imageio_args += ["--images", "5000", "--repeats", "2"]
     if args.rows is not None:
         sets_args += ["--rows", str(args.rows)]
     if args.repeats is not None:
@@ -60,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, script, script_args, out in [
         ("sets", "bench_sets.py", sets_args, sets_json),
         ("engine", "bench_engine.py", engine_args, engine_json),
+        ("star", "bench_star.py", star_args, star_json),
+        ("imageio", "bench_imageio.py", imageio_args, imageio_json),
     ]:
         out.unlink(missing_ok=True)  # never summarise a stale result
         codes[name] = run(script, script_args)
