@@ -370,3 +370,27 @@ def test_cli_import_relion(
     assert cli(["import-relion", str(project.path), str(relion5 / "absent.star")]) == 2
     assert "absent.star" in capsys.readouterr().err
     assert database_dump(project) == before
+
+
+def test_a_failure_midway_leaves_the_project_unchanged(project, real, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from conftest import database_dump
+    from cryolab.core.project import Project
+
+    pipeline = real("starfile_teamtomo/default_pipeline_relion3.0.star")
+    before = database_dump(project)
+    folders_before = sorted((project.path / "Runs").iterdir())
+    calls = {"n": 0}
+    original = Project.insert_imported_run
+
+    def failing(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("disk full")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Project, "insert_imported_run", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_relion_pipeline(project, pipeline)
+    assert calls["n"] == 5
+    assert database_dump(project) == before
+    assert sorted((project.path / "Runs").iterdir()) == folders_before

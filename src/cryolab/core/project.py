@@ -7,13 +7,15 @@ graph. Editing operations (copy, delete, label) live in :mod:`cryolab.core.editi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,7 @@ class Project:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser().resolve()
         self.db = database.connect(self.path)
+        self._new_folders: list[Path] = []  # written inside an open transaction
 
     @classmethod
     def create(cls, path: str | os.PathLike[str]) -> Project:
@@ -214,42 +217,74 @@ class Project:
 
         The run is validated like any other (its declared outputs must be the given ones), its
         sets are written into its folder, and it is finished at once, never launched: imported
-        RELION jobs appear in the graph this way, read-only.
+        RELION jobs appear in the graph this way, read-only. To import several runs
+        all-or-nothing, call :meth:`insert_imported_run` inside one :meth:`importing` block.
         """
-        with database.transaction(self.db):
-            run_id = self.create_run(
-                protocol,
-                params,
-                label=label,
-                comment=comment,
-                seed=0,
-                origin={"imported": True, **(origin or {})},
+        with self.importing():
+            return self.insert_imported_run(
+                protocol, params, outputs, label=label, comment=comment, origin=origin
             )
-            declared = {
-                r["name"]: r["path"]
-                for r in self.db.execute(
-                    "SELECT name, path FROM outputs WHERE run_id = ?", (run_id,)
-                )
-            }
-            if set(declared) != set(outputs):
-                raise ParameterError(
-                    [
-                        Issue(
-                            "",
-                            f"{protocol} declares outputs {sorted(declared)}"
-                            f", got sets for {sorted(outputs)}",
-                        )
-                    ]
-                )
-            self.db.execute(
-                "UPDATE runs SET status = 'finished', started = created, "
-                "finished = created WHERE id = ?",
-                (run_id,),
+
+    def insert_imported_run(
+        self,
+        protocol: str,
+        params: Mapping[str, Any],
+        outputs: Mapping[str, Set],
+        *,
+        label: str = "",
+        comment: str = "",
+        origin: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """:meth:`add_imported_run` without its own transaction (call inside one)."""
+        run_id = self.create_run(
+            protocol,
+            params,
+            label=label,
+            comment=comment,
+            seed=0,
+            origin={"imported": True, **(origin or {})},
+        )
+        declared = {
+            r["name"]: r["path"]
+            for r in self.db.execute("SELECT name, path FROM outputs WHERE run_id = ?", (run_id,))
+        }
+        if set(declared) != set(outputs):
+            raise ParameterError(
+                [
+                    Issue(
+                        "",
+                        f"{protocol} declares outputs {sorted(declared)}, got sets for "
+                        f"{sorted(outputs)}",
+                    )
+                ]
             )
-            database.add_event(self.db, run_id, "status", status="finished")
-            for name, data in outputs.items():
-                data.save(self.path / declared[name])
+        self.db.execute(
+            "UPDATE runs SET status = 'finished', started = created, finished = created "
+            "WHERE id = ?",
+            (run_id,),
+        )
+        database.add_event(self.db, run_id, "status", status="finished")
+        folder = self.path / str(self._run_row(run_id)["folder"])
+        self._new_folders.append(folder)
+        for name, data in outputs.items():
+            data.save(self.path / declared[name])
         return Run(self, run_id)
+
+    @contextlib.contextmanager
+    def importing(self) -> Iterator[None]:
+        """One transaction for several :meth:`insert_imported_run` calls: all or nothing.
+
+        On an error the database is rolled back and the folders the runs wrote are removed.
+        """
+        try:
+            with database.transaction(self.db):
+                yield
+        except BaseException:
+            for folder in self._new_folders:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        finally:
+            self._new_folders.clear()
 
     def make_folders(self, run_ids: Sequence[int]) -> None:
         """Create the folders of newly committed runs."""

@@ -292,54 +292,70 @@ def import_relion_pipeline(project: Project, path: str | os.PathLike[str]) -> li
         outputs = {names[name][node]: _node_set(pipeline, node) for node in process.outputs}
         prepared.append((process, folder, options, job_type, outputs))
     created: dict[str, Run] = {}
-    for process, folder, options, job_type, outputs in prepared:
-        inputs_from: list[str] = []
-        unresolved: list[str] = []
-        for node in process.inputs:
-            producer = pipeline.producer(node)
-            if producer is None or producer == process.name or producer not in created:
-                unresolved.append(node)
-                continue
-            ref = f"{created[producer].id}.{names[producer][node]}"
-            if ref not in inputs_from:
-                inputs_from.append(ref)
-        origin: dict[str, Any] = {
-            "pipeline": str(pipeline.path.resolve()),
-            "process": process.name,
-            "alias": process.alias,
-            "status": process.status,
-            "type": process.type,
-            "nodes": {names[process.name][n]: n for n in process.outputs},
-        }
-        if job_type and job_type != process.type:
-            origin["job_star_type"] = job_type
-        if unresolved:
-            origin["unresolved_inputs"] = unresolved
-        comment = " ".join(
-            part
-            for part in (
-                f"alias: {process.alias}" if process.alias else "",
-                f"(RELION status: {process.status})" if process.status != "Succeeded" else "",
-            )
-            if part
-        )
-        created[process.name] = project.add_imported_run(
-            "external.job",
-            {
-                "program": "relion",
-                "job": process.type,
-                "source": str(folder.resolve()),
-                "settings": json.dumps(options),
-                "inputs_from": inputs_from,
-                "output_names": list(outputs),
-                "output_types": [outputs[n].type_name for n in outputs],
-            },
-            outputs,
-            label=process.name,
-            comment=comment,
-            origin={"relion": origin},
-        )
+    with project.importing():  # all jobs or none, their folders included
+        for entry in prepared:
+            _insert_job(project, pipeline, names, created, *entry)
     return [created[name] for name in order]
+
+
+def _insert_job(
+    project: Project,
+    pipeline: Any,
+    names: Mapping[str, Mapping[str, str]],
+    created: dict[str, Run],
+    process: Any,
+    folder: Path,
+    options: Any,
+    job_type: str | None,
+    outputs: Mapping[str, Set],
+) -> None:
+    """Insert one RELION job as a finished run, inside the import's transaction."""
+    inputs_from: list[str] = []
+    unresolved: list[str] = []
+    for node in process.inputs:
+        producer = pipeline.producer(node)
+        if producer is None or producer == process.name or producer not in created:
+            unresolved.append(node)
+            continue
+        ref = f"{created[producer].id}.{names[producer][node]}"
+        if ref not in inputs_from:
+            inputs_from.append(ref)
+    origin: dict[str, Any] = {
+        "pipeline": str(pipeline.path.resolve()),
+        "process": process.name,
+        "alias": process.alias,
+        "status": process.status,
+        "type": process.type,
+        "nodes": {names[process.name][n]: n for n in process.outputs},
+    }
+    if job_type and job_type != process.type:
+        origin["job_star_type"] = job_type
+    if unresolved:
+        origin["unresolved_inputs"] = unresolved
+    comment = " ".join(
+        part
+        for part in (
+            f"alias: {process.alias}" if process.alias else "",
+            f"(RELION status: {process.status})" if process.status != "Succeeded" else "",
+        )
+        if part
+    )
+    created[process.name] = project.insert_imported_run(
+        "external.job",
+        {
+            "program": "relion",
+            "job": process.type,
+            "source": str(folder.resolve()),
+            "settings": json.dumps(options),
+            "inputs_from": inputs_from,
+            "output_names": list(outputs),
+            "output_types": [outputs[n].type_name for n in outputs],
+        },
+        outputs,
+        label=process.name,
+        comment=comment,
+        origin={"relion": origin},
+    )
 
 
 def import_relion(project: Project, path: str | os.PathLike[str]) -> list[Run]:
