@@ -38,7 +38,7 @@ NOTES = Path(__file__).resolve().parents[3] / "shared" / "docs" / "notes" / "sci
 FACILITY = "scipion_templates/emfacilities_facility_SPA_streaming.json.template"
 NO_DOSE = "scipion_templates/emfacilities_to_2Dclassification_noDoseWeithed.json.template"
 BETAGAL = "scipion_templates/relion_betagal-turorial.json.template"
-EXPORTED = NOTES / "exported_workflow_from_pyworkflow_3.11.7.json"
+EXPORTED_NAME = "exported_workflow_from_pyworkflow_3.11.7.json"
 
 
 def notes(name: str) -> Path:
@@ -518,8 +518,9 @@ def check_import(project: Project, document: list[dict[str, Any]], runs: list[An
 
 
 def test_the_workflow_exported_by_pyworkflow(project: Project) -> None:
-    document = json.loads(EXPORTED.read_text(encoding="utf-8"))
-    runs = import_scipion_workflow(project, EXPORTED)
+    exported = notes(EXPORTED_NAME)
+    document = json.loads(exported.read_text(encoding="utf-8"))
+    runs = import_scipion_workflow(project, exported)
     check_import(project, document, runs)
     first, second = runs
     assert first.out.oBoxSize.types == ["Set"]
@@ -527,7 +528,7 @@ def test_the_workflow_exported_by_pyworkflow(project: Project) -> None:
     assert graph_edges(project) == {(first.id, "oBoxSize", second.id)}
     origin = json.loads(project._run_row(second.id)["origin"])["scipion"]
     assert origin["inputs"] == {"iBoxSize": [f"{first.id}.oBoxSize"]}
-    assert origin["workflow"] == str(EXPORTED.resolve())
+    assert origin["workflow"] == str(exported.resolve())
 
 
 @pytest.mark.parametrize(
@@ -672,6 +673,8 @@ def test_a_marker_without_default_needs_a_value(project: Project, small_template
 def test_bad_workflows_change_nothing(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    exported = notes(EXPORTED_NAME)
+
     def workflow(*protocols: dict[str, Any]) -> Path:
         path = tmp_path / f"w{len(list(tmp_path.glob('w*.json')))}.json"
         path.write_text(json.dumps(list(protocols)), encoding="utf-8")
@@ -698,7 +701,7 @@ def test_bad_workflows_change_nothing(
         with pytest.raises(TemplateError, match=message):
             import_scipion_workflow(project, path)
     with pytest.raises(TemplateError, match="has no markers"):
-        import_scipion_workflow(project, EXPORTED, {"x": 1})
+        import_scipion_workflow(project, exported, {"x": 1})
     # a failure in the middle of creating the runs rolls all of them back
     calls = []
     original = Project.create_run
@@ -711,7 +714,7 @@ def test_bad_workflows_change_nothing(
 
     monkeypatch.setattr(Project, "create_run", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        import_scipion_workflow(project, EXPORTED)
+        import_scipion_workflow(project, exported)
     assert database_dump(project) == before
     assert not list((project.path / "Runs").iterdir())
 
