@@ -23,6 +23,7 @@ from cryolab.cli import main as cli
 from cryolab.core.errors import TemplateError
 from cryolab.core.plugins import registry
 from cryolab.core.project import Project
+from cryolab.core.runs import Run
 from cryolab.em import geometry
 from cryolab.em.formats import FormatError
 from cryolab.em.scipion import read_scipion_class_members, read_scipion_set, scipion_uids
@@ -577,6 +578,14 @@ def test_pointers_to_protocols_wait_for_all_their_outputs(
     assert project.get_run(ids["891"]).out.outputAverages.types[0] == "SetOfImages"
 
 
+def scipion_settings(project: Project, run: Run) -> tuple[str, dict[str, Any]]:
+    """The Scipion class and settings of an imported run, mapped or placeholder."""
+    if run.protocol == "external.job":
+        return run.params["job"], json.loads(run.params["settings"])
+    origin = json.loads(project._run_row(run.id)["origin"])["scipion"]
+    return origin["class"], origin["settings"]
+
+
 def test_markers_are_asked_for(project: Project, real: Callable[[str], Path]) -> None:
     path = real(FACILITY)
     names = [m.name for m in template_markers(path)]
@@ -586,7 +595,7 @@ def test_markers_are_asked_for(project: Project, real: Callable[[str], Path]) ->
         path,
         {"voltage": "200", "Sampling Rate": 1.1, "moviesPath": "/data/run1", "classes": "12"},
     )
-    settings = {r.params["job"]: json.loads(r.params["settings"]) for r in runs[:1]}
+    settings = dict(scipion_settings(project, r) for r in runs[:1])
     movies = settings["ProtImportMovies"]
     assert movies["voltage"] == 200  # an integer marker, given as text
     assert movies["samplingRate"] == 1.1  # by title
@@ -594,9 +603,9 @@ def test_markers_are_asked_for(project: Project, real: Callable[[str], Path]) ->
     assert movies["filesPattern"] == "*.tiff"  # the default
     assert movies["dataStreaming"] == "true"  # a text marker stays text
     classes = [
-        json.loads(r.params["settings"]).get("numberOfClasses")
-        for r in runs
-        if r.params["job"] == "ProtCryo2D"
+        settings.get("numberOfClasses")
+        for name, settings in (scipion_settings(project, r) for r in runs)
+        if name == "ProtCryo2D"
     ]
     assert classes == [12, 12]  # one alias used twice
 
@@ -896,6 +905,11 @@ def test_cli_import_scipion(
     )
     assert code == 0
     out = capsys.readouterr().out
-    assert "imported 22 Scipion protocols" in out and "22 placeholders" in out
-    settings = json.loads(project.runs()[0].params["settings"])
+    found = re.search(
+        r"imported 22 Scipion protocols .*: (\d+) cryolab protocols, (\d+) "
+        r"placeholders",
+        out,
+    )
+    assert found is not None and int(found[1]) + int(found[2]) == 22, out
+    _, settings = scipion_settings(project, project.runs()[0])
     assert (settings["voltage"], settings["filesPath"]) == (200, "/data")

@@ -26,5 +26,13 @@ plugin = Plugin(
         "sets.merge": "cryolab.protocols.sets.merge:Merge",
         "sets.split": "cryolab.protocols.sets.split:Split",
         "sets.join": "cryolab.protocols.sets.join:Join",
+        "simulate.spa": "cryolab.protocols.simulate.spa:SimulateSpa",
+        "spa.pick": "cryolab.protocols.spa.pick:Pick",
+        "spa.extract": "cryolab.protocols.spa.extract:Extract",
+        "spa.reconstruct": "cryolab.protocols.spa.reconstruct:Reconstruct",
+        "spa.fsc": "cryolab.protocols.spa.fsc:Fsc",
+        "spa.postprocess": "cryolab.protocols.spa.postprocess:Postprocess",
+        "spa.motion_correct": "cryolab.protocols.spa.motion_correct:MotionCorrect",
+        "spa.ctf_estimate": "cryolab.protocols.spa.ctf_estimate:CtfEstimate",
     },
 )

@@ -1,0 +1,205 @@
+"""Synthetic specimens generated in code: a chiral "protein-like" test map and contamination.
+
+The phantom is a fixed object about :data:`PHANTOM_DIAMETER` Å across, sampled on a cubic grid
+of any size and pixel size. It is the sum of Gaussian blobs:
+
+- three globular "domains" of different sizes and densities at fixed, non-coplanar positions;
+- a right-handed helix of small blobs running from one domain (it makes the hand of the map,
+  and so the sign convention of every orientation, determinable);
+- a few dozen smaller blobs scattered at seeded random positions inside the envelope, so no
+  rotation other than the identity maps the object onto itself.
+
+The array is indexed ``[z, y, x]`` and centred on voxel ``size // 2`` (``docs/conventions.md``).
+
+Contamination for simulated micrographs (:func:`large_contamination`, :func:`small_blobs`) and
+the random placement of particles (:func:`place_points`) are here too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[Any]
+
+PHANTOM_DIAMETER = 76.8
+"""Approximate diameter of the phantom in Å (60 % of a 64 px box at 2 Å/px)."""
+
+# (x, y, z) centre in units of the radius, Gaussian sigma in units of the radius, peak density
+_DOMAINS = (
+    ((-0.35, -0.20, 0.10), 0.30, 1.0),
+    ((0.40, -0.05, -0.15), 0.22, 0.8),
+    ((0.05, 0.45, 0.25), 0.17, 0.9),
+)
+_HELIX_TURNS = 1.5
+_HELIX_BLOBS = 10
+_SCATTERED_BLOBS = 30
+
+
+def _blobs(seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Centres ``(n, 3)`` (x, y, z, units of the radius), sigmas and peak densities."""
+    centres = [np.array(c) for c, _, _ in _DOMAINS]
+    sigmas = [s for _, s, _ in _DOMAINS]
+    peaks = [p for _, _, p in _DOMAINS]
+    # right-handed helix along +z starting near the second domain: x = r cos t, y = r sin t
+    t = np.linspace(0.0, 2 * np.pi * _HELIX_TURNS, _HELIX_BLOBS)
+    helix = np.stack(
+        [0.40 + 0.18 * np.cos(t), -0.05 + 0.18 * np.sin(t), -0.55 + 0.11 * t / np.pi], axis=1
+    )
+    centres.extend(helix)
+    sigmas.extend([0.07] * _HELIX_BLOBS)
+    peaks.extend([0.7] * _HELIX_BLOBS)
+    rng = np.random.default_rng(seed)
+    found = 0
+    while found < _SCATTERED_BLOBS:
+        point = rng.uniform(-0.75, 0.75, size=3)
+        if np.linalg.norm(point) <= 0.75:
+            centres.append(point)
+            sigmas.append(float(rng.uniform(0.06, 0.12)))
+            peaks.append(float(rng.uniform(0.3, 0.8)))
+            found += 1
+    return np.array(centres), np.array(sigmas), np.array(peaks)
+
+
+def make_phantom(
+    size: int = 64,
+    pixel_size: float = 2.0,
+    seed: int = 0,
+    diameter: float = PHANTOM_DIAMETER,
+) -> NDArray[np.float32]:
+    """The synthetic test map.
+
+    Parameters
+    ----------
+    size
+        Edge of the cubic grid in voxels.
+    pixel_size
+        Voxel size in Å; the object keeps its size in Å, so a smaller pixel size makes it span
+        more voxels.
+    seed
+        Seed of the scattered blobs (0: the standard phantom; the domains and the helix do not
+        depend on it).
+    diameter
+        Diameter of the object in Å.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` array ``[z, y, x]`` of shape ``(size, size, size)``, maximum 1, centred on
+        voxel ``size // 2``, smoothly zero towards the edges.
+
+    Raises
+    ------
+    ValueError
+        If the object does not fit in 90 % of the box.
+    """
+    radius = 0.5 * diameter / pixel_size  # px
+    if size < 8 or 2 * radius > 0.9 * size:
+        raise ValueError(
+            f"a {diameter:g} A phantom at {pixel_size:g} A/px ({2 * radius:.1f} px) does not "
+            f"fit in a box of {size} px (at most 90 % of the box)"
+        )
+    centres, sigmas, peaks = _blobs(seed)
+    axis = np.arange(size, dtype=np.float64) - size // 2
+    z, y, x = np.meshgrid(axis, axis, axis, indexing="ij")
+    volume = np.zeros((size, size, size), dtype=np.float64)
+    for (cx, cy, cz), sigma, peak in zip(centres * radius, sigmas * radius, peaks, strict=True):
+        # separable Gaussian: three 1-D factors, one outer product
+        gx = np.exp(-0.5 * ((axis - cx) / sigma) ** 2)
+        gy = np.exp(-0.5 * ((axis - cy) / sigma) ** 2)
+        gz = np.exp(-0.5 * ((axis - cz) / sigma) ** 2)
+        volume += peak * gz[:, None, None] * gy[None, :, None] * gx[None, None, :]
+    # soft spherical envelope: nothing reaches the box edges
+    distance = np.sqrt(x**2 + y**2 + z**2)
+    edge = 0.45 * size
+    volume *= np.clip((edge - distance) / (0.05 * size), 0.0, 1.0)
+    result: NDArray[np.float32] = (volume / volume.max()).astype(np.float32)
+    return result
+
+
+# ---------------------------------------------------------------- specimen contamination
+
+
+def place_points(
+    rng: np.random.Generator,
+    count: int,
+    low: float,
+    high: float,
+    spacing: float,
+    avoid: list[tuple[float, float, float]],
+) -> Array:
+    """Up to ``count`` random points in ``[low, high)^2``, ``spacing`` apart, outside ``avoid``."""
+    points: list[tuple[float, float]] = []
+    for _ in range(200 * count + 100):
+        if len(points) == count or high <= low:
+            break
+        x, y = rng.uniform(low, high, size=2)
+        if all(math.hypot(x - ax, y - ay) >= r for ax, ay, r in avoid) and all(
+            math.hypot(x - px, y - py) >= spacing for px, py in points
+        ):
+            points.append((float(x), float(y)))
+    return np.array(points, dtype=np.float64).reshape(-1, 2)
+
+
+def large_contamination(
+    rng: np.random.Generator, shape: tuple[int, int], pad: int, box: int, count: int
+) -> tuple[Array, dict[str, Array], list[tuple[float, float, float]]]:
+    """Large, dense, irregular blobs (ice or ethane contamination) on a padded canvas.
+
+    Parameters
+    ----------
+    rng
+        The random generator.
+    shape
+        Shape of the canvas: the micrograph plus ``pad`` px on every side.
+    pad, box
+        Canvas padding and particle box (px); radii are 0.4 to 0.8 box.
+    count
+        How many blobs.
+
+    Returns
+    -------
+    tuple
+        The canvas (density 3 to 6 inside the blobs, smooth 3 px edges), the table (``x``,
+        ``y``, ``radius`` in micrograph px, ``kind = "large"``), and discs ``(x, y, r)`` that
+        particle centres must avoid (``1.25 radius + box / 2``).
+    """
+    canvas = np.zeros(shape, dtype=np.float64)
+    rows: dict[str, list[Any]] = {"x": [], "y": [], "radius": [], "kind": []}
+    avoid: list[tuple[float, float, float]] = []
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    for _ in range(count):
+        radius = rng.uniform(0.4, 0.8) * box
+        x, y = rng.uniform(0, shape[1] - 2 * pad), rng.uniform(0, shape[0] - 2 * pad)
+        dx, dy = xx - (x + pad), yy - (y + pad)
+        angle = np.arctan2(dy, dx)
+        phases = rng.uniform(0, 2 * np.pi, size=2)
+        edge = radius * (
+            1 + 0.15 * np.sin(3 * angle + phases[0]) + 0.08 * np.sin(5 * angle + phases[1])
+        )
+        canvas += rng.uniform(3, 6) * np.clip((edge - np.hypot(dx, dy)) / 3 + 0.5, 0, 1)
+        for key, value in (("x", x), ("y", y), ("radius", radius), ("kind", "large")):
+            rows[key].append(value)
+        avoid.append((x, y, 1.25 * radius + box / 2))
+    table = {k: np.array(v, dtype=object if k == "kind" else np.float64) for k, v in rows.items()}
+    return canvas, table, avoid
+
+
+def small_blobs(rng: np.random.Generator, canvas: Array, points: Array, pad: int) -> Array:
+    """Add small, dense, elongated Gaussian blobs (density 1 to 3) at ``points`` (micrograph px)
+    to the padded canvas; returns their radii (px, twice the long sigma)."""
+    radii = []
+    yy, xx = np.mgrid[0 : canvas.shape[0], 0 : canvas.shape[1]].astype(np.float64)
+    for x, y in points:
+        s1 = rng.uniform(1.5, 4.0)
+        s2 = s1 * rng.uniform(1.0, 2.5)
+        angle = rng.uniform(0, np.pi)
+        dx, dy = xx - (x + pad), yy - (y + pad)
+        u = dx * math.cos(angle) + dy * math.sin(angle)
+        v = -dx * math.sin(angle) + dy * math.cos(angle)
+        canvas += rng.uniform(1, 3) * np.exp(-0.5 * ((u / s2) ** 2 + (v / s1) ** 2))
+        radii.append(2 * s2)
+    return np.array(radii, dtype=np.float64)

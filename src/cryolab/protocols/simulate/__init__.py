@@ -1,0 +1,1 @@
+"""Simulation protocols: synthetic data sets with their ground truth, to validate processing."""

@@ -1,0 +1,1 @@
+"""Single-particle analysis protocols: picking, extraction and what follows."""
