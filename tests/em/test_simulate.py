@@ -14,9 +14,10 @@ from scipy.optimize import minimize
 from cryolab.core.project import Project
 from cryolab.em import xp
 from cryolab.em.ctf import wavelength
+from cryolab.em.ctffit import fit_ctf, power_spectrum
 from cryolab.em.geometry import euler_to_matrix
 from cryolab.em.imageio import read_image, read_images
-from cryolab.em.phantom import make_phantom
+from cryolab.em.phantom import ice_texture, make_phantom
 from cryolab.em.simulate import (
     Settings,
     apply_filter,
@@ -126,7 +127,7 @@ def test_ctf_zeros_are_where_minus_sin_chi_vanishes() -> None:
 
 
 def test_true_coordinates_and_angles_describe_the_micrograph() -> None:
-    settings = Settings(size=256, particles=3, frames=1, contamination=False)
+    settings = Settings(size=256, particles=3, frames=1, contamination=False, ice=0.0)
     volume = make_phantom()
     result = simulate_micrograph(volume, settings, np.random.default_rng(8), keep_expected=True)
     assert result.expected is not None
@@ -200,7 +201,7 @@ def test_drift_is_recovered_from_noiseless_frames() -> None:
 @pytest.mark.parametrize("noise", ["poisson", "gaussian"])
 def test_frame_snr_is_the_requested_one(noise: str) -> None:
     settings = Settings(
-        size=256, particles=10, frames=2, contamination=False, noise=noise, snr=0.01
+        size=256, particles=10, frames=2, contamination=False, noise=noise, snr=0.01, ice=0.0
     )
     result = simulate_micrograph(
         make_phantom(), settings, np.random.default_rng(2), keep_expected=True
@@ -231,6 +232,58 @@ def test_dose_dependent_bfactor_fades_the_signal() -> None:
     assert np.all(np.diff(variance) < 0)
     assert variance[-1] < 0.95 * plain.expected[-1].var()
     np.testing.assert_allclose(plain.expected[0].var(), plain.expected[-1].var(), rtol=1e-6)
+
+
+def test_ctf_of_the_simulator_is_the_one_ctffit_fits() -> None:
+    # white noise through the simulator's CTF: the fitter gets the defocus back exactly, so
+    # simulate.py and ctffit.py agree on pixel size, grid, wavelength, defocus and angle
+    rng = np.random.default_rng(5)
+    ctf = ctf_image((768, 768), 2.0, 13300.0, 12700.0, 30.0, bfactor=40.0)
+    image = apply_filter(rng.standard_normal((768, 768)), ctf)[128:640, 128:640]
+    fit = fit_ctf(power_spectrum(image, 256, device="cpu"), 2.0, device="cpu")
+    assert abs((fit.defocus_u + fit.defocus_v) / 2 - 13000.0) < 20
+    assert abs(fit.defocus_u - fit.defocus_v - 600.0) < 40
+    assert abs(fit.defocus_angle - 30.0) < 2
+
+
+def test_ice_texture_has_unit_variance_and_the_asked_spectrum() -> None:
+    s = np.hypot(*np.meshgrid(np.fft.fftfreq(256, 2.0), np.fft.fftfreq(256, 2.0)))
+    low, high = (s > 0.004) & (s < 0.008), (s > 0.1) & (s < 0.2)
+    for corner, ratio in ((0.0, (0.7, 1.4)), (50.0, (10.0, np.inf))):
+        field = ice_texture(np.random.default_rng(0), (256, 256), 2.0, corner)
+        assert abs(field.mean()) < 1e-9 and field.std() == pytest.approx(1.0)
+        power = np.abs(np.fft.fft2(field)) ** 2
+        assert ratio[0] < power[low].mean() / power[high].mean() < ratio[1]
+
+
+def test_ice_makes_thon_rings_that_give_the_true_defocus() -> None:
+    # with the default ice the summed movie's spectrum fits to the true defocus (the particles
+    # alone gave errors of several hundred A in benchmarks/validate_spa.py)
+    settings = Settings(drift=0)
+    volume = make_phantom()
+    errors = []
+    for seed in range(3):
+        result = simulate_micrograph(volume, settings, np.random.default_rng([1, seed]))
+        spectrum = power_spectrum(result.frames.sum(axis=0), 512, device="cpu")
+        fit = fit_ctf(spectrum, settings.pixel_size, defocus_range=(5000, 30000), device="cpu")
+        truth = result.truth
+        errors.append(abs(fit.defocus_u + fit.defocus_v - truth.defocus_u - truth.defocus_v) / 2)
+    assert np.median(errors) < 100, errors
+
+
+def test_ice_is_off_at_zero_and_leaves_the_truth_alone() -> None:
+    volume = make_phantom()
+    plain = Settings(size=256, particles=4, frames=1, contamination=False, ice=0.0)
+    a = simulate_micrograph(volume, plain, np.random.default_rng(6), keep_expected=True)
+    b = simulate_micrograph(
+        volume, replace(plain, ice=1.0), np.random.default_rng(6), keep_expected=True
+    )
+    assert a.expected is not None and b.expected is not None
+    assert a.truth.defocus_u == b.truth.defocus_u
+    np.testing.assert_array_equal(a.truth.particles["x"], b.truth.particles["x"])
+    assert b.expected.var() > 1.5 * a.expected.var()
+    with pytest.raises(ValueError, match="ice"):
+        simulate_micrograph(volume, replace(plain, ice=-1.0), np.random.default_rng(6))
 
 
 def test_contamination_is_present_and_apart_from_particles() -> None:

@@ -11,8 +11,9 @@ of any size and pixel size. It is the sum of Gaussian blobs:
 
 The array is indexed ``[z, y, x]`` and centred on voxel ``size // 2`` (``docs/conventions.md``).
 
-Contamination for simulated micrographs (:func:`large_contamination`, :func:`small_blobs`) and
-the random placement of particles (:func:`place_points`) are here too.
+Contamination for simulated micrographs (:func:`large_contamination`, :func:`small_blobs`), the
+amorphous ice background (:func:`ice_texture`) and the random placement of particles
+(:func:`place_points`) are here too.
 """
 
 from __future__ import annotations
@@ -203,3 +204,26 @@ def small_blobs(rng: np.random.Generator, canvas: Array, points: Array, pad: int
         canvas += rng.uniform(1, 3) * np.exp(-0.5 * ((u / s2) ** 2 + (v / s1) ** 2))
         radii.append(2 * s2)
     return np.array(radii, dtype=np.float64)
+
+
+def ice_texture(
+    rng: np.random.Generator, shape: tuple[int, int], pixel_size: float, corner: float = 0.0
+) -> NDArray[np.float64]:
+    """Amorphous ice: a Gaussian random phase-object texture of zero mean and unit variance.
+
+    Gaussian white noise filtered to the amplitude spectrum ``1 / sqrt(1 + (s * corner)^2)``
+    (``s`` in 1/Å, ``corner`` in Å): flat below ``1 / corner`` and 1/f-like beyond. The default
+    ``corner = 0`` is a flat spectrum: the projected potential of a thin layer of amorphous ice
+    is close to white at the frequencies of these micrographs (its structure peak at 3.7 Å lies
+    beyond them), the fall-off of real spectra coming from the CTF envelope, which the
+    simulator applies. Imaged through the CTF, it gives Thon rings over the whole band. The
+    field is periodic (filtered in Fourier space).
+    """
+    ky = np.fft.fftfreq(shape[0], d=pixel_size)[:, None]
+    kx = np.fft.fftfreq(shape[1], d=pixel_size)[None, :]
+    amplitude = 1.0 / np.sqrt(1.0 + (np.hypot(kx, ky) * corner) ** 2)
+    amplitude[0, 0] = 0.0
+    field = np.fft.ifft2(np.fft.fft2(rng.standard_normal(shape)) * amplitude).real
+    std = float(field.std())
+    result: NDArray[np.float64] = field / (std or 1.0)
+    return result

@@ -24,6 +24,12 @@ Conventions are those of ``docs/conventions.md``; the choices specific to the si
 - **Contamination**: one or two large, dark, irregular blobs (ice or ethane contamination)
   that particles avoid, and several small dense blobs (false-positive bait for pickers), both
   imaged with the same CTF.
+- **Ice**: the particles sit in amorphous ice, a weak random phase-object texture
+  (:func:`cryolab.em.phantom.ice_texture`, a flat spectrum) imaged with the same CTF (envelope
+  included), so the micrographs' power spectra show Thon rings over the whole band as real ones
+  do. Its contrast ``ice`` is the standard deviation of the CTF-modulated texture in units of the
+  (unit-variance) particle signal ``M``: the per-frame SNR of the ice alone is ``ice**2 * snr``.
+  ``ice = 0`` turns it off.
 """
 
 from __future__ import annotations
@@ -43,7 +49,13 @@ from numpy.typing import ArrayLike, NDArray
 from cryolab.em.ctf import chi
 from cryolab.em.geometry import euler_to_matrix
 from cryolab.em.imageio import read_image, write_mrc, write_stack
-from cryolab.em.phantom import large_contamination, make_phantom, place_points, small_blobs
+from cryolab.em.phantom import (
+    ice_texture,
+    large_contamination,
+    make_phantom,
+    place_points,
+    small_blobs,
+)
 from cryolab.em.xp import array_module, to_numpy
 
 log = logging.getLogger(__name__)
@@ -191,6 +203,7 @@ class Settings:
     bfactor: float = 40.0  # Å², envelope of the CTF
     dose_bfactor: float = 0.0  # Å² per e/Å² of accumulated dose (radiation damage), 0: off
     contamination: bool = True
+    ice: float = 1.0  # std of the CTF-modulated ice over that of the particle signal, 0: off
     noise: str = "poisson"  # or "gaussian"
     device: str = "cpu"
 
@@ -241,6 +254,8 @@ def simulate_micrograph(
     box, size, pixel = settings.box, settings.size, settings.pixel_size
     if vol.shape != (box, box, box):
         raise ValueError(f"the map has shape {vol.shape}, expected a {box}^3 box")
+    if settings.ice < 0:
+        raise ValueError(f"ice must be 0 or more, not {settings.ice}")
     if settings.noise not in ("poisson", "gaussian"):
         raise ValueError(f"noise must be 'poisson' or 'gaussian', not {settings.noise!r}")
     # CTF and drift
@@ -295,7 +310,12 @@ def simulate_micrograph(
     if settings.contamination:
         # contamination densities are relative to the brightest particle projection
         signal = signal + apply_filter(xp.asarray(contamination * (peak or 1.0)), ctf, xp)
-    spectrum = xp.fft.fft2(signal / (scale or 1.0))
+    signal = signal / (scale or 1.0)
+    if settings.ice:
+        # amorphous ice, drawn after the truth so that the truth does not depend on it
+        ice = apply_filter(xp.asarray(ice_texture(rng, shape, pixel)), ctf, xp)
+        signal = signal + ice * (settings.ice / (float(ice[inner].std()) or 1.0))
+    spectrum = xp.fft.fft2(signal)
     electrons = settings.dose_per_frame * pixel**2
     contrast = math.sqrt(settings.snr / electrons)
     kx, ky = frequencies(shape, pixel)

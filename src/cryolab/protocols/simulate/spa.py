@@ -50,7 +50,8 @@ class SimulateSpa(Protocol):
 
     Each movie has its own defocus and astigmatism, a smooth sub-pixel drift, particles at known
     positions and orientations (uniform on the sphere), large contamination and small dense
-    blobs that pickers may mistake for particles, and Poisson noise at a per-frame SNR. The
+    blobs that pickers may mistake for particles, an amorphous ice background (imaged with the
+    same CTF, so the spectra show Thon rings) and Poisson noise at a per-frame SNR. The
     defaults (8 movies of 512 px at 2 A/px, 40 particles of box 64, 16 frames) keep a whole
     demonstration pipeline within minutes on two cores.
     """
@@ -91,6 +92,12 @@ class SimulateSpa(Protocol):
         help="Radiation damage: B-factor added per e/Å² of accumulated dose (0: none).",
     )
     contamination = BoolParam(default=True, help="Add contamination and small dense blobs.")
+    ice = FloatParam(
+        default=1.0,
+        min=0,
+        help="Contrast of the amorphous ice background (also CTF-modulated, it makes the Thon "
+        "rings): its standard deviation over that of the particle signal (0: no ice).",
+    )
     noise = ChoiceParam(["poisson", "gaussian"], default="poisson", expert=1)
     volume = PathParam(
         default=None,
@@ -132,6 +139,7 @@ class SimulateSpa(Protocol):
             bfactor=v["bfactor"],
             dose_bfactor=v["dose_bfactor"],
             contamination=v["contamination"],
+            ice=v["ice"],
             noise=v["noise"],
             device=v["device"],
         )
@@ -286,6 +294,7 @@ class SimulateSpa(Protocol):
             f"{v['particles_per_micrograph']} particles each were simulated by real-space "
             f"projection of {'the given map' if v['volume'] else 'a synthetic phantom'}, "
             f"CTF modulation ({v['voltage']:g} kV, Cs {v['spherical_aberration']:g} mm, defocus "
-            f"{v['defocus'][0]:g} to {v['defocus'][1]:g} Å), smooth drift and Poisson noise "
+            f"{v['defocus'][0]:g} to {v['defocus'][1]:g} Å) of particles and an amorphous ice "
+            f"background (contrast {v['ice']:g}), smooth drift and Poisson noise "
             f"at a per-frame SNR of {v['snr']:g}."
         )
