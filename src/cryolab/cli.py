@@ -219,13 +219,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def _set_values(items: Sequence[str]) -> dict[str, str]:
+    """``--set name=value`` words as a dict of text values."""
     values = {}
-    for item in args.set:
+    for item in items:
         name, sep, text = item.partition("=")
         if not sep:
             raise ParameterError([Issue(name, f"--set needs name=value, got {item!r}")])
         values[name] = text
+    return values
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    values = _set_values(args.set)
     runs = _project(args.path).import_workflow(args.file, values, launch=args.launch)
     print(
         f"imported {len(runs)} runs: {', '.join(str(r.id) for r in runs)}"
@@ -282,12 +288,7 @@ def cmd_export_relion(args: argparse.Namespace) -> int:
 def cmd_import_scipion(args: argparse.Namespace) -> int:
     from cryolab.em.scipion_workflow import import_scipion_workflow
 
-    values = {}
-    for item in args.set:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise ParameterError([Issue(name, f"--set needs name=value, got {item!r}")])
-        values[name] = text
+    values = _set_values(args.set)
     runs = import_scipion_workflow(_project(args.path), args.file, values, launch=args.launch)
     placeholders = sum(1 for r in runs if r.protocol == "external.job")
     print(

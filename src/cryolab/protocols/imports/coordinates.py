@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from cryolab.core.protocol import Output, Protocol, Step, StepContext
 from cryolab.core.sets import Set, new_uids
 from cryolab.em.formats.eman import read_box, read_eman_json
 from cryolab.em.objects import SetOfCoordinates, SetOfMicrographs
-from cryolab.protocols.imports.matching import MicrographIndex, chunks
+from cryolab.protocols.imports.matching import MicrographIndex, file_steps, matched_files
 
 FILES_PER_STEP = 500
 
@@ -49,7 +48,7 @@ class ImportCoordinates(Protocol):
 
     def matched(self) -> list[str]:
         """The files the pattern matches, sorted."""
-        return sorted(glob.glob(str(Path(self.values["files"]).expanduser())))
+        return matched_files(self.values["files"])
 
     def check(self) -> list[Issue]:
         unknown = sorted({Path(f).suffix for f in self.matched()} - set(READERS))
@@ -63,11 +62,7 @@ class ImportCoordinates(Protocol):
         return []
 
     def plan(self) -> Iterator[Step]:
-        matched = self.matched()
-        if not matched:
-            raise FileNotFoundError(f"no file matches {self.values['files']!r}")
-        for index, paths in enumerate(chunks(matched, FILES_PER_STEP)):
-            yield Step(f"read-{index:05d}", "read_files", {"paths": paths})
+        return file_steps(self.values["files"], FILES_PER_STEP)
 
     def read_files(self, ctx: StepContext, paths: list[str]) -> None:
         """Read some coordinate files and append their positions."""

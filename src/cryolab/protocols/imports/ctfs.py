@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from cryolab.core.protocol import Output, Protocol, Step, StepContext
 from cryolab.core.sets import Set, new_uids
 from cryolab.em.formats.ctffind import read_ctffind
 from cryolab.em.objects import SetOfCTFs, SetOfMicrographs
-from cryolab.protocols.imports.matching import MicrographIndex, chunks
+from cryolab.protocols.imports.matching import MicrographIndex, file_steps
 
 FILES_PER_STEP = 500
 
@@ -32,11 +31,7 @@ class ImportCtfs(Protocol):
     outputs = {"ctfs": Output(SetOfCTFs, help="One CTF per matched micrograph")}
 
     def plan(self) -> Iterator[Step]:
-        matched = sorted(glob.glob(str(Path(self.values["files"]).expanduser())))
-        if not matched:
-            raise FileNotFoundError(f"no file matches {self.values['files']!r}")
-        for index, paths in enumerate(chunks(matched, FILES_PER_STEP)):
-            yield Step(f"read-{index:05d}", "read_files", {"paths": paths})
+        return file_steps(self.values["files"], FILES_PER_STEP)
 
     def read_files(self, ctx: StepContext, paths: list[str]) -> None:
         """Read some estimation files and append their CTFs."""

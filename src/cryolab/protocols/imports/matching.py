@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import glob
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from cryolab.core.protocol import Step
 from cryolab.core.sets import Set
 
 
@@ -39,3 +41,17 @@ class MicrographIndex:
 def chunks(paths: Sequence[str], size: int) -> list[list[str]]:
     """Cut a list of files into steps of at most ``size`` files."""
     return [list(paths[start : start + size]) for start in range(0, len(paths), size)]
+
+
+def matched_files(pattern: str) -> list[str]:
+    """The files a path or glob pattern matches, sorted."""
+    return sorted(glob.glob(str(Path(pattern).expanduser())))
+
+
+def file_steps(pattern: str, size: int, func: str = "read_files") -> Iterator[Step]:
+    """Steps reading the matched files, ``size`` files each; no match is an error."""
+    matched = matched_files(pattern)
+    if not matched:
+        raise FileNotFoundError(f"no file matches {pattern!r}")
+    for index, paths in enumerate(chunks(matched, size)):
+        yield Step(f"read-{index:05d}", func, {"paths": paths})
