@@ -18,6 +18,45 @@ PIXEL_TOLERANCE = 0.01  # relative difference between header and parameter still
 ACQUISITION = "Acquisition"
 
 
+# Shared by every import protocol that asks for the optics (one declaration, one meaning).
+VOLTAGE = FloatParam(default=300.0, min=20, max=1000, unit="kV", section=ACQUISITION)
+SPHERICAL_ABERRATION = FloatParam(default=2.7, min=0, max=20, unit="mm", section=ACQUISITION)
+AMPLITUDE_CONTRAST = FloatParam(default=0.1, min=0, max=0.99, section=ACQUISITION)
+TRUST_HEADER = BoolParam(
+    default=False, expert=1, help="Accept files whose header pixel size differs from the value."
+)
+PERMISSIVE = BoolParam(
+    default=False,
+    expert=1,
+    help="Read MRC files that lack the map id (e.g. re-written stacks).",
+)
+
+
+def checked_header(
+    path: str, *, sampling_rate: float, permissive: bool, trust_header: bool = False
+) -> ImageHeader:
+    """A file's header, refusing unreadable files and a pixel size that disagrees.
+
+    A header pixel size of 0 or 1 counts as unset (TIFF files and many writers leave it so).
+    """
+    try:
+        header = read_header(path, permissive=permissive)
+    except ImageError as exc:
+        raise ValueError(f"cannot import {path}: {exc.message}") from None
+    found = header.voxel_size
+    unset = found in (0.0, 1.0)
+    if (
+        not unset
+        and not trust_header
+        and abs(found - sampling_rate) > PIXEL_TOLERANCE * sampling_rate
+    ):
+        raise ValueError(
+            f"{path}: its header says {found:g} Å/px but sampling_rate is "
+            f"{sampling_rate:g} Å/px; correct the value, or set trust_header"
+        )
+    return header
+
+
 class ImportImages(Protocol):
     """Base of the protocols that import one item per image file."""
 
@@ -30,9 +69,9 @@ class ImportImages(Protocol):
         section=ACQUISITION,
         help="Pixel size of the files' images.",
     )
-    voltage = FloatParam(default=300.0, min=20, max=1000, unit="kV", section=ACQUISITION)
-    spherical_aberration = FloatParam(default=2.7, min=0, max=20, unit="mm", section=ACQUISITION)
-    amplitude_contrast = FloatParam(default=0.1, min=0, max=0.99, section=ACQUISITION)
+    voltage = VOLTAGE
+    spherical_aberration = SPHERICAL_ABERRATION
+    amplitude_contrast = AMPLITUDE_CONTRAST
     dose_per_frame = FloatParam(
         default=None, required=False, min=0, unit="e/Å²", section=ACQUISITION
     )
@@ -46,14 +85,8 @@ class ImportImages(Protocol):
         expert=1,
         help="Camera defects file or map.",
     )
-    trust_header = BoolParam(
-        default=False, expert=1, help="Accept files whose header pixel size differs from the value."
-    )
-    permissive = BoolParam(
-        default=False,
-        expert=1,
-        help="Read MRC files that lack the map id (e.g. re-written stacks).",
-    )
+    trust_header = TRUST_HEADER
+    permissive = PERMISSIVE
 
     def matched(self) -> list[str]:
         """The files the pattern matches, sorted."""
@@ -103,24 +136,13 @@ class ImportImages(Protocol):
         ctx.log.info("imported %d files", len(paths))
 
     def checked_header(self, path: str) -> ImageHeader:
-        """The file's header, refusing unreadable files and a pixel size that disagrees."""
-        try:
-            header = read_header(path, permissive=self.values["permissive"])
-        except ImageError as exc:
-            raise ValueError(f"cannot import {path}: {exc.message}") from None
-        stated = self.values["sampling_rate"]
-        found = header.voxel_size
-        unset = found in (0.0, 1.0)  # TIFF files and many writers leave it unset or 1
-        if (
-            not unset
-            and not self.values["trust_header"]
-            and abs(found - stated) > PIXEL_TOLERANCE * stated
-        ):
-            raise ValueError(
-                f"{path}: its header says {found:g} Å/px but sampling_rate is "
-                f"{stated:g} Å/px; correct the value, or set trust_header"
-            )
-        return header
+        """The file's header, checked against this run's values (see :func:`checked_header`)."""
+        return checked_header(
+            path,
+            sampling_rate=self.values["sampling_rate"],
+            permissive=self.values["permissive"],
+            trust_header=self.values["trust_header"],
+        )
 
     def row(self, path: str, header: ImageHeader) -> dict[str, Any]:
         """The columns of the item for one file."""

@@ -8,11 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
-from cryolab.core.params import BoolParam, FloatParam, Issue, PathParam
+from cryolab.core.params import FloatParam, Issue, PathParam
 from cryolab.core.protocol import Output, Protocol, Step, StepContext
 from cryolab.core.sets import Set, new_uids
-from cryolab.em.imageio import ImageError, read_header
 from cryolab.em.objects import Acquisition, SetOfParticles
+from cryolab.protocols.imports.images import (
+    AMPLITUDE_CONTRAST,
+    PERMISSIVE,
+    SPHERICAL_ABERRATION,
+    TRUST_HEADER,
+    VOLTAGE,
+    checked_header,
+)
 
 STACKS = (".mrcs", ".mrc", ".st")
 ACQUISITION = "Acquisition (stacks)"
@@ -40,14 +47,11 @@ class ImportParticles(Protocol):
         section=ACQUISITION,
         help="Pixel size: needed for stacks and RELION 3.0 files.",
     )
-    voltage = FloatParam(default=300.0, min=20, max=1000, unit="kV", section=ACQUISITION)
-    spherical_aberration = FloatParam(default=2.7, min=0, max=20, unit="mm", section=ACQUISITION)
-    amplitude_contrast = FloatParam(default=0.1, min=0, max=0.99, section=ACQUISITION)
-    permissive = BoolParam(
-        default=False,
-        expert=1,
-        help="Read MRC stacks that lack the map id (e.g. re-written stacks).",
-    )
+    voltage = VOLTAGE
+    spherical_aberration = SPHERICAL_ABERRATION
+    amplitude_contrast = AMPLITUDE_CONTRAST
+    trust_header = TRUST_HEADER
+    permissive = PERMISSIVE
     outputs = {"particles": Output(SetOfParticles, help="The imported particles")}
 
     def matched(self) -> list[str]:
@@ -95,16 +99,13 @@ class ImportParticles(Protocol):
         ctx.log.info("imported %d particles from %s", len(particles), path)
 
     def _stack(self, ctx: StepContext, path: str) -> SetOfParticles:
-        try:
-            header = read_header(path, permissive=self.values["permissive"])
-        except ImageError as exc:
-            raise ValueError(f"cannot import {path}: {exc.message}") from None
         stated = self.values["sampling_rate"]
-        if header.voxel_size not in (0.0, 1.0) and abs(header.voxel_size - stated) > 0.01 * stated:
-            raise ValueError(
-                f"{path}: its header says {header.voxel_size:g} Å/px but "
-                f"sampling_rate is {stated:g} Å/px"
-            )
+        header = checked_header(
+            path,
+            sampling_rate=stated,
+            permissive=self.values["permissive"],
+            trust_header=self.values["trust_header"],
+        )
         count = header.n_images
         acquisition = Acquisition(
             voltage=self.values["voltage"],
