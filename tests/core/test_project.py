@@ -270,7 +270,7 @@ def test_get_run_errors_and_handles(project: Project) -> None:
     assert project[run.id].protocol == "test.count"
     assert repr(run) == f"<Run {run.id} test.count [finished]>"
     assert "test.count" in run._repr_html_()
-    assert "test.count" in run.summary() or "numbers: 10" in run.summary()
+    assert run.summary() == "test.count: numbers: 10 items"
 
 
 def test_a_project_folder_can_be_moved(tmp_path: Path) -> None:
