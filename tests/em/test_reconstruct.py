@@ -30,6 +30,8 @@ from cryolab.em.imageio import read_image, write_mrc, write_stack
 from cryolab.em.objects import Acquisition, SetOfParticles, SetOfVolumes
 from cryolab.em.reconstruct import Reconstructor
 
+from .conftest import imported
+
 Array = NDArray[np.float64]
 BOX = 32
 PIXEL = 2.0
@@ -287,15 +289,6 @@ def test_soft_mask_and_masked_fsc_correction() -> None:
     assert np.abs(curves["corrected"][high]).max() < 0.25
 
 
-def imported(project: Project, name: str, data):  # type: ignore[no-untyped-def]
-    run = project.add_imported_run(
-        "external.job",
-        {"program": "test", "job": name, "output_names": ["out"], "output_types": [data.type_name]},
-        {"out": data},
-    )
-    return run.out.out
-
-
 def test_protocols_through_a_project(
     project: Project, blobs: Blobs, truth: Array, tmp_path: Path
 ) -> None:
@@ -316,7 +309,11 @@ def test_protocols_through_a_project(
             "ctf.defocus_angle": np.full(count, 30.0),
             "half": np.arange(count) % 2 + 1,
         },
-        properties={"sampling_rate": PIXEL, "acquisition": ACQUISITION.to_dict()},
+        properties={
+            "sampling_rate": PIXEL,
+            "acquisition": ACQUISITION.to_dict(),
+            "inverted": False,  # raw contrast: protein dark, CTF -sin(chi)
+        },
     )
     source = imported(project, "particles", particles)
     run = project.run(

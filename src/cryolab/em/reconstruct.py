@@ -53,6 +53,12 @@ class Reconstructor:
         ``"auto"``, ``"cpu"`` or ``"gpu"`` (see :mod:`cryolab.em.xp`).
     voltage, spherical_aberration, amplitude_contrast
         Acquisition (kV, mm, fraction), used when CTF parameters are given to :meth:`add`.
+    inverted
+        The images have inverted contrast (protein bright, as RELION and cryoSPARC store
+        particles): their CTF is ``+sin(chi)``; raw contrast (protein dark) is ``-sin(chi)``.
+    max_radius
+        Insert frequencies up to this radius only (Fourier pixels of the image box; ``None``:
+        up to Nyquist). Refinement at low resolution uses it to skip work it would filter away.
     """
 
     def __init__(
@@ -65,8 +71,12 @@ class Reconstructor:
         voltage: float = 300.0,
         spherical_aberration: float = 2.7,
         amplitude_contrast: float = 0.1,
+        inverted: bool = False,
+        max_radius: float | None = None,
     ) -> None:
         self.size = int(size)
+        self.inverted = bool(inverted)
+        self.max_radius = size / 2 if max_radius is None else min(float(max_radius), size / 2)
         self.pixel_size = float(pixel_size)
         self.pad = int(pad)
         self.device = device
@@ -151,7 +161,8 @@ class Reconstructor:
         ky, kx = xp.meshgrid(k, k, indexing="ij")
         # one half of the plane: the other half (Friedel mates) is added by symmetry in finish
         half = (ky > 0) | ((ky == 0) & (kx >= 0))
-        inside = ((kx**2 + ky**2) < (m / 2) ** 2) & half
+        limit = min(m / 2, self.pad * self.max_radius + 1)
+        inside = ((kx**2 + ky**2) < limit**2) & half
         kx, ky = kx[inside], ky[inside]
         values = spectrum[:, inside]  # (n, points)
         values[:, (kx == 0) & (ky == 0)] *= 0.5  # the origin is its own mate: count it once
@@ -189,7 +200,8 @@ class Reconstructor:
         defocus_angle: FloatArray,
         phase_shift: FloatArray,
     ) -> Any:
-        """``-sin(chi)`` on the padded image grid, shape ``(n, points)`` (``cryolab.em.ctf``)."""
+        """The CTF on the padded image grid, shape ``(n, points)`` (``cryolab.em.ctf``):
+        ``-sin(chi)``, or ``+sin(chi)`` for inverted images."""
         xp = self.xp
         scale = 1.0 / (self.padded * self.pixel_size)
         s2 = (kx**2 + ky**2)[None] * scale**2
@@ -203,7 +215,7 @@ class Reconstructor:
         w = np.arcsin(np.clip(self.amplitude_contrast, 0.0, 0.999999))
         extra = xp.asarray(np.deg2rad(phase_shift))[:, None]
         chi = np.pi * lam * z * s2 - 0.5 * np.pi * cs * lam**3 * s2**2 + extra + w
-        return -xp.sin(chi)
+        return xp.sin(chi) if self.inverted else -xp.sin(chi)
 
     def _insert(self, coords: Any, values: Any, weights: Any) -> None:
         """Spread samples at fractional grid coordinates ``(x, y, z)`` over 8 voxels."""
@@ -259,6 +271,8 @@ class Reconstructor:
                         self.voltage,
                         self.spherical_aberration,
                         self.amplitude_contrast,
+                        float(self.inverted),
+                        self.max_radius,
                     ]
                 ),
             )
@@ -277,6 +291,8 @@ class Reconstructor:
                 voltage=float(meta[4]),
                 spherical_aberration=float(meta[5]),
                 amplitude_contrast=float(meta[6]),
+                inverted=bool(meta[7]) if meta.size > 7 else False,
+                max_radius=float(meta[8]) if meta.size > 8 else None,
             )
             made.data = made.xp.asarray(stored["data"])
             made.weight = made.xp.asarray(stored["weight"])

@@ -12,8 +12,6 @@ otherwise particles are assigned to halves at random, seeded by the run's seed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,9 +19,17 @@ from numpy.typing import NDArray
 from cryolab.core.params import BoolParam, ChoiceParam, FloatParam, InputParam, IntParam
 from cryolab.core.protocol import Output, Protocol, Step, StepContext
 from cryolab.core.sets import Set
-from cryolab.em.imageio import read_images, write_mrc
-from cryolab.em.objects import Acquisition, SetOfParticles, SetOfVolumes
+from cryolab.em.imageio import write_mrc
+from cryolab.em.objects import SetOfParticles, SetOfVolumes
 from cryolab.em.reconstruct import Reconstructor
+from cryolab.protocols.spa.particle_io import (
+    batches,
+    box_size,
+    column,
+    ctf_arguments,
+    particle_acquisition,
+    reconstructor,
+)
 
 ANGLES = ("transform.rot", "transform.tilt", "transform.psi")
 HALF_COLUMNS = ("half", "relion.rlnRandomSubset")
@@ -41,15 +47,6 @@ def half_assignment(particles: Set, seed: int) -> NDArray[np.int64]:
     halves = np.ones(len(particles), dtype=np.int64)
     halves[rng.permutation(len(particles))[len(particles) // 2 :]] = 2
     return halves
-
-
-def particle_acquisition(particles: Set) -> tuple[float, Acquisition]:
-    """The pixel size (Å/px) and acquisition of a particle set."""
-    acquisition = getattr(particles, "acquisition", None) or Acquisition()
-    pixel = particles.properties.get("sampling_rate") or acquisition.sampling_rate
-    if not pixel:
-        raise ValueError("the particles have no sampling_rate (pixel size)")
-    return float(pixel), acquisition
 
 
 class Reconstruct(Protocol):
@@ -92,43 +89,39 @@ class Reconstruct(Protocol):
         missing = [c for c in (*ANGLES, "image.path") if c not in particles]
         if missing:
             raise ValueError(f"the particles lack columns {missing}")
-        pixel, acquisition = particle_acquisition(particles)
         halves = half_assignment(particles, ctx.seed)
         rows = np.array_split(np.arange(len(particles)), parts)[part]
         use_ctf = bool(self.values["ctf_correction"])
         if use_ctf and "ctf.defocus_u" not in particles:
             raise ValueError("ctf_correction needs ctf.defocus_u; switch it off or add CTFs")
-        size = self._box(particles)
+        size = box_size(particles)
         makers = {
-            half: Reconstructor(
-                size,
-                pixel,
-                pad=int(self.values["pad"]),
-                device=self.values["device"],
-                voltage=acquisition.voltage,
-                spherical_aberration=acquisition.spherical_aberration,
-                amplitude_contrast=acquisition.amplitude_contrast,
+            half: reconstructor(
+                particles, size, pad=int(self.values["pad"]), device=self.values["device"]
             )
             for half in (1, 2)
         }
-        columns = {name: self._column(particles, name) for name in self._wanted(use_ctf)}
-        paths = self._paths(particles)
-        batch = int(self.values["batch_size"])
-        for path in np.unique(paths[rows]):
-            here = rows[paths[rows] == path]
-            for start in range(0, len(here), batch):
-                chosen = here[start : start + batch]
-                images = read_images(
-                    path,
-                    self._column(particles, "image.index", 1)[chosen].astype(np.int64),
-                    permissive=bool(particles.properties.get("permissive", False)),
+        rot, tilt, psi = (column(particles, name) for name in ANGLES)
+        shift_x, shift_y = (
+            column(particles, "transform.shift_x"),
+            column(particles, "transform.shift_y"),
+        )
+        for chosen, images in batches(particles, rows, int(self.values["batch_size"])):
+            for half in (1, 2):
+                here = halves[chosen] == half
+                pick = chosen[here]
+                if pick.size == 0:
+                    continue
+                ctf = ctf_arguments(particles, pick) if use_ctf else {}
+                makers[half].add(
+                    images[here],
+                    rot[pick],
+                    tilt[pick],
+                    psi[pick],
+                    shift_x[pick],
+                    shift_y[pick],
+                    **ctf,
                 )
-                for half in (1, 2):
-                    pick = chosen[halves[chosen] == half]
-                    if pick.size == 0:
-                        continue
-                    taken = images[halves[chosen] == half]
-                    self._add(makers[half], taken, {k: v[pick] for k, v in columns.items()})
         for half, maker in makers.items():
             maker.save_partial(ctx.step_dir / f"half{half}.npz")
         ctx.log.info("inserted %d particles (part %d of %d)", len(rows), part + 1, parts)
@@ -170,60 +163,6 @@ class Reconstruct(Protocol):
             },
         )
         ctx.log.info("reconstructed %d particles", halves[1].count)
-
-    @staticmethod
-    def _wanted(use_ctf: bool) -> list[str]:
-        names = [*ANGLES, "transform.shift_x", "transform.shift_y"]
-        if use_ctf:
-            names += ["ctf.defocus_u", "ctf.defocus_v", "ctf.defocus_angle", "ctf.phase_shift"]
-        return names
-
-    @staticmethod
-    def _column(particles: Set, name: str, default: float = 0.0) -> NDArray[Any]:
-        if name in particles:
-            return np.asarray(particles[name])
-        if name == "ctf.defocus_v" and "ctf.defocus_u" in particles:
-            return np.asarray(particles["ctf.defocus_u"])
-        return np.full(len(particles), default)
-
-    @staticmethod
-    def _paths(particles: Set) -> NDArray[Any]:
-        root = particles.properties.get("root")
-        return np.array(
-            [
-                str(Path(root, p)) if root and not Path(str(p)).is_absolute() else str(p)
-                for p in particles["image.path"]
-            ]
-        )
-
-    def _box(self, particles: Set) -> int:
-        from cryolab.em.imageio import read_header
-
-        first = self._paths(particles)[0]
-        header = read_header(first, permissive=bool(particles.properties.get("permissive")))
-        if header.nx != header.ny:
-            raise ValueError(f"{first}: images must be square, not {header.nx}x{header.ny}")
-        return int(header.nx)
-
-    @staticmethod
-    def _add(maker: Reconstructor, images: NDArray[Any], values: dict[str, NDArray[Any]]) -> None:
-        ctf: dict[str, Any] = {}
-        if "ctf.defocus_u" in values:
-            ctf = {
-                "defocus_u": values["ctf.defocus_u"],
-                "defocus_v": values["ctf.defocus_v"],
-                "defocus_angle": values["ctf.defocus_angle"],
-                "phase_shift": values["ctf.phase_shift"],
-            }
-        maker.add(
-            images,
-            values["transform.rot"],
-            values["transform.tilt"],
-            values["transform.psi"],
-            values["transform.shift_x"],
-            values["transform.shift_y"],
-            **ctf,
-        )
 
     def methods(self) -> str:
         ctf = " with CTF weighting" if self.values["ctf_correction"] else ""
