@@ -5,6 +5,7 @@
 - :func:`resolution`: where a curve first falls below a threshold (0.143 for half maps, 0.5
   against a reference), linearly interpolated between shells.
 - :func:`soft_mask`: a sphere with a raised-cosine edge.
+- :func:`fsc_to_reference`: the FSC of a map against a reference, optionally masked.
 - :func:`masked_fsc`: the FSC of masked maps corrected for the correlation the mask itself adds,
   by randomising the phases of the maps beyond the frequency where the unmasked FSC falls below
   0.8 (Chen et al. 2013): ``(FSC_masked - FSC_random) / (1 - FSC_random)`` beyond it.
@@ -214,3 +215,36 @@ def low_pass(
     width = max(edge / (2 * pixel_size), 1e-12)
     t = np.clip((s - 1 / cutoff) / width + 0.5, 0.0, 1.0)
     return _filtered(v, pixel_size, 0.5 * (1 + np.cos(np.pi * t)))
+
+
+def fsc_to_reference(
+    volume: ArrayLike,
+    reference: ArrayLike,
+    pixel_size: float,
+    mask_diameter: float | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """The FSC of a map against a reference, optionally under a soft spherical mask.
+
+    Parameters
+    ----------
+    volume, reference
+        Maps of one cubic shape, centred on voxel ``N // 2``.
+    pixel_size
+        Å per voxel.
+    mask_diameter
+        Diameter (Å) of a :func:`soft_mask` (3 px edge) applied to both maps; ``None``: no mask.
+        Read the result with :func:`resolution` (threshold 0.5 against a reference).
+
+    Returns
+    -------
+    frequency, values
+        As :func:`fsc`.
+    """
+    a = np.asarray(volume, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    if mask_diameter is not None:
+        if a.shape != b.shape:
+            raise ValueError(f"maps differ in shape: {a.shape} and {b.shape}")
+        mask = soft_mask(a.shape[0], 0.5 * mask_diameter / pixel_size)
+        a, b = a * mask, b * mask
+    return fsc(a, b, pixel_size)
