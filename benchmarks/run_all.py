@@ -1,7 +1,8 @@
 """Run every benchmark (each in its own process) and print a combined summary.
 
 ``make bench`` calls this. Results go to ``bench-results/`` (gitignored): ``sets.json``,
-``engine.json`` and ``summary.json``. Extra options are passed on::
+``engine.json``, ``star.json``, ``imageio.json``, ``kernels.json`` and ``summary.json``.
+Extra options are passed on::
 
     .venv/bin/python benchmarks/run_all.py [--rows N] [--repeats N] [--quick]
 
@@ -47,20 +48,24 @@ def main(argv: list[str] | None = None) -> int:
     engine_json = args.out_dir / "engine.json"
     star_json = args.out_dir / "star.json"
     imageio_json = args.out_dir / "imageio.json"
+    kernels_json = args.out_dir / "kernels.json"
     sets_args = ["--out", str(sets_json)]
     engine_args = ["--out", str(engine_json)]
     star_args = ["--out", str(star_json)]
     imageio_args = ["--out", str(imageio_json)]
+    kernels_args = ["--out", str(kernels_json)]
     if args.quick:
         sets_args += ["--rows", "100000", "--repeats", "2"]
         engine_args += ["--launches", "5", "--repeats", "1"]
         star_args += ["--quick"]
         imageio_args += ["--images", "5000", "--repeats", "2"]
+        kernels_args += ["--quick"]
     if args.rows is not None:
         sets_args += ["--rows", str(args.rows)]
     if args.repeats is not None:
         sets_args += ["--repeats", str(args.repeats)]
         engine_args += ["--repeats", str(args.repeats)]
+        kernels_args += ["--repeats", str(args.repeats)]
 
     codes = {}
     for name, script, script_args, out in [
@@ -68,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         ("engine", "bench_engine.py", engine_args, engine_json),
         ("star", "bench_star.py", star_args, star_json),
         ("imageio", "bench_imageio.py", imageio_args, imageio_json),
+        ("kernels", "bench_kernels.py", kernels_args, kernels_json),
     ]:
         out.unlink(missing_ok=True)  # never summarise a stale result
         codes[name] = run(script, script_args)
@@ -106,6 +112,21 @@ def main(argv: list[str] | None = None) -> int:
                     "budget_s": row["budget"],
                     "verdict": row["verdict"],
                     "vs": "",
+                }
+            )
+    if kernels_json.exists():
+        for row in json.loads(kernels_json.read_text(encoding="utf-8"))["table"]:
+            gpu = row["gpu_median"]
+            lines.append(
+                {
+                    "benchmark": "kernels (numpy)",
+                    "measure": row["kernel"],
+                    "median_s": row["cpu_median"],
+                    "budget_s": None,
+                    "verdict": row["verdict"],
+                    "vs": "GPU skipped"
+                    if gpu is None
+                    else f"cupy {gpu:.4f} s, {row['speedup']:.1f}x",
                 }
             )
 
