@@ -306,7 +306,7 @@ def cmd_import_scipion(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from cryolab.demo import main as demo
 
-    return demo(args.path, rows=args.rows)
+    return demo(args.path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -384,9 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     scipion.add_argument(
         "--launch", action="store_true", help="launch the runs of cryolab protocols"
     )
-    demo = add("demo", cmd_demo, "run the demonstration workflow", path=False)
+    demo = add(
+        "demo",
+        cmd_demo,
+        "run the demonstration: a whole SPA pipeline on simulated movies",
+        path=False,
+    )
     demo.add_argument("--path", default="demo-project")
-    demo.add_argument("--rows", type=int, default=200_000)
     return parser
 
 

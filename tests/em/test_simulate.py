@@ -258,7 +258,7 @@ def test_ice_texture_has_unit_variance_and_the_asked_spectrum() -> None:
 
 def test_ice_makes_thon_rings_that_give_the_true_defocus() -> None:
     # with the default ice the summed movie's spectrum fits to the true defocus (the particles
-    # alone gave errors of several hundred A in benchmarks/validate_spa.py)
+    # alone gave errors of several hundred A in the chained pipeline)
     settings = Settings(drift=0)
     volume = make_phantom()
     errors = []

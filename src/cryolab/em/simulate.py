@@ -50,6 +50,7 @@ from cryolab.em.ctf import chi
 from cryolab.em.geometry import euler_to_matrix
 from cryolab.em.imageio import read_image, write_mrc, write_stack
 from cryolab.em.phantom import (
+    PHANTOM_DIAMETER,
     ice_texture,
     large_contamination,
     make_phantom,
@@ -190,6 +191,7 @@ class Settings:
     size: int = 512  # px, square micrographs
     particles: int = 40  # per micrograph (fewer if they do not fit; a warning is logged)
     box: int = 64  # px, edge of the map and of the particle boxes
+    diameter: float = PHANTOM_DIAMETER  # Å, of the phantom (when no map is given)
     frames: int = 16
     pixel_size: float = 2.0  # Å/px
     voltage: float = 300.0  # kV
@@ -349,7 +351,7 @@ def simulate_micrograph(
 def load_volume(volume: ArrayLike | str | Path | None, settings: Settings) -> NDArray[np.float32]:
     """The map to project: the phantom (``None``), a file, or an array; checked to fit."""
     if volume is None:
-        return make_phantom(settings.box, settings.pixel_size)
+        return make_phantom(settings.box, settings.pixel_size, diameter=settings.diameter)
     data = read_image(volume) if isinstance(volume, (str, Path)) else volume
     array = np.asarray(data, dtype=np.float32)
     if array.ndim != 3 or len(set(array.shape)) != 1:

@@ -66,6 +66,13 @@ class SimulateSpa(Protocol):
     box = IntParam(
         default=64, min=16, unit="px", help="Box of the phantom and the particles (phantom only)."
     )
+    diameter = FloatParam(
+        default=PHANTOM_DIAMETER,
+        min=1,
+        unit="Å",
+        help="Diameter of the phantom (when no volume is given): about 77 Å is a ~200 kDa "
+        "protein, 150 Å a ~1 MDa complex.",
+    )
     frames = IntParam(default=16, min=1, help="Frames per movie.")
     pixel_size = FloatParam(default=2.0, min=0.1, unit="Å/px", section=ACQUISITION)
     voltage = FloatParam(default=300.0, min=20, max=1000, unit="kV", section=ACQUISITION)
@@ -126,6 +133,7 @@ class SimulateSpa(Protocol):
             size=v["size"],
             particles=v["particles_per_micrograph"],
             box=box or v["box"],
+            diameter=v["diameter"],
             frames=v["frames"],
             pixel_size=v["pixel_size"],
             voltage=v["voltage"],
@@ -158,10 +166,8 @@ class SimulateSpa(Protocol):
     def check(self) -> list[Issue]:
         v = self.values
         issues = [Issue("", problem) for problem in self.acquisition().check()]
-        if not v["volume"] and PHANTOM_DIAMETER / v["pixel_size"] > 0.9 * v["box"]:
-            issues.append(
-                Issue("box", f"the {PHANTOM_DIAMETER:g} Å phantom does not fit in this box")
-            )
+        if not v["volume"] and v["diameter"] / v["pixel_size"] > 0.9 * v["box"]:
+            issues.append(Issue("box", f"the {v['diameter']:g} Å phantom does not fit in this box"))
         if v["size"] < 2 * v["box"]:
             issues.append(Issue("size", "micrographs must be at least two boxes wide"))
         if v["defocus"][0] <= v["astigmatism"][1] / 2:
