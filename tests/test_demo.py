@@ -21,6 +21,7 @@ SMALL = DemoSettings(
     frames=8,
     class2d_iterations=3,
     initial_iterations=3,
+    initial_models=2,
     class3d_iterations=2,
     refine_iterations=2,
 )
@@ -42,6 +43,7 @@ def test_demo_runs_the_whole_pipeline(
         "spa.pick",
         "spa.extract",
         "spa.classify_2d",
+        "spa.initial_model",
         "spa.initial_model",
         "spa.classify_3d",
         "spa.refine_3d",

@@ -41,7 +41,8 @@ class Refine3D(IterativeRefinement):
     (unless ``local_only``); later passes search locally, halving the step each pass down to
     about the angle that the current resolution can tell apart. Each pass compares
     frequencies up to the half maps' FSC = 0.143 resolution of the pass before, and the next
-    references are the half maps filtered by their FSC (``sqrt(2 FSC / (1 + FSC))``) and masked.
+    references are the half maps filtered by their FSC (``sqrt(2 FSC / (1 + FSC))``), made
+    non-negative (protein density is positive) and masked.
     The final map is reconstructed from all particles; its half maps and FSC are outputs.
     """
 
@@ -125,7 +126,9 @@ class Refine3D(IterativeRefinement):
         useful = max(FINEST_STEP, np.degrees(found / (2 * np.pi * self.mask(size, pixel) * pixel)))
         step = max(useful, search.angular_step / 2 if not search.global_search else 7.5)
         weight = np.sqrt(np.clip(2 * values / (1 + values), 0, 1))
-        references = [self._masked(self._weighted(m, weight, pixel), pixel) for m in maps]
+        references = [
+            self._masked(np.clip(self._weighted(m, weight, pixel), 0, None), pixel) for m in maps
+        ]
         ctx.log.info(
             "pass %d: half-map FSC 0.143 at %.2f A, next angular step %.2f deg, mean score %.4f",
             iteration + 1,
