@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from cryolab.core.params import FloatParam, InputParam, IntParam
 from cryolab.core.protocol import Output, StepContext
 from cryolab.core.sets import Set
-from cryolab.em.fsc import low_pass, soft_mask
+from cryolab.em.fsc import low_pass
 from cryolab.em.imageio import write_mrc
 from cryolab.em.objects import SetOfClasses3D, SetOfParticles, SetOfVolumes
 from cryolab.em.reconstruct import Reconstructor
@@ -91,9 +91,8 @@ class Classify3D(IterativeRefinement):
         maps: list[NDArray[np.float32]],
         state: dict[str, Any],
         poses: Poses,
+        pixel: float,
     ) -> tuple[list[NDArray[np.float32]], dict[str, Any]]:
-        particles: Set = ctx.input("particles")
-        pixel, _ = particle_acquisition(particles)
         sizes = np.bincount(poses.references, minlength=len(maps))
         ctx.log.info("pass %d: class sizes %s", iteration + 1, sizes.tolist())
         return [self._filtered(m, pixel) for m in maps], {**state, "sizes": sizes.tolist()}
@@ -137,12 +136,7 @@ class Classify3D(IterativeRefinement):
         ctx.log.info("%d particles in classes of sizes %s", len(particles), sizes.tolist())
 
     def _filtered(self, volume: NDArray[np.float32], pixel: float) -> NDArray[np.float32]:
-        size = volume.shape[0]
-        mask = soft_mask(size, self.mask(size, pixel), 3.0)
-        filtered: NDArray[np.float32] = (
-            low_pass(volume, pixel, float(self.values["resolution"])) * mask
-        ).astype(np.float32)
-        return filtered
+        return self.masked(low_pass(volume, pixel, float(self.values["resolution"])), pixel)
 
     def methods(self) -> str:
         return (

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from cryolab.core.params import FloatParam, IntParam, Issue
 from cryolab.core.protocol import Output, StepContext
 from cryolab.core.sets import Set
-from cryolab.em.fsc import low_pass, soft_mask
+from cryolab.em.fsc import low_pass
 from cryolab.em.geometry import euler_to_matrix
 from cryolab.em.imageio import write_mrc
 from cryolab.em.objects import SetOfVolumes
@@ -121,9 +121,8 @@ class InitialModel(IterativeRefinement):
         maps: list[NDArray[np.float32]],
         state: dict[str, Any],
         poses: Poses,
+        pixel: float,
     ) -> tuple[list[NDArray[np.float32]], dict[str, Any]]:
-        particles: Set = ctx.input("particles")
-        pixel, _ = particle_acquisition(particles)
         search = self.search_pass(iteration, state)
         score = float(poses.scores.mean())
         ctx.log.info("pass %d: %.1f A, mean score %.4f", iteration + 1, search.resolution, score)
@@ -161,9 +160,7 @@ class InitialModel(IterativeRefinement):
         )
 
     def _filtered(self, volume: NDArray[np.float32], pixel: float, resolution: float) -> Any:
-        size = volume.shape[0]
-        mask = soft_mask(size, self.mask(size, pixel), 3.0)
-        return centred(np.clip(low_pass(volume, pixel, resolution), 0, None) * mask)
+        return centred(self.masked(np.clip(low_pass(volume, pixel, resolution), 0, None), pixel))
 
     def _maker(self, particles: Set, size: int, pixel: float, search: Pass) -> Reconstructor:
         return reconstructor(

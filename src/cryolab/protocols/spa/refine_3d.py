@@ -10,11 +10,11 @@ from numpy.typing import NDArray
 from cryolab.core.params import BoolParam, FloatParam, InputParam, IntParam
 from cryolab.core.protocol import Output, StepContext
 from cryolab.core.sets import Set
-from cryolab.em.fsc import fsc, low_pass, resolution, soft_mask
+from cryolab.em.fsc import fsc, low_pass, resolution
 from cryolab.em.imageio import write_mrc
 from cryolab.em.objects import FSC, SetOfParticles, SetOfVolumes
 from cryolab.em.reconstruct import Reconstructor
-from cryolab.protocols.spa.particle_io import box_size, particle_acquisition
+from cryolab.protocols.spa.particle_io import particle_acquisition
 from cryolab.protocols.spa.reconstruct import half_assignment
 from cryolab.protocols.spa.refinement import (
     IterativeRefinement,
@@ -88,7 +88,7 @@ class Refine3D(IterativeRefinement):
         if self.values["local_only"] and "transform.rot" not in particles:
             raise ValueError("local_only needs particles with orientations (transform.rot, ...)")
         start = float(self.values["initial_resolution"])
-        reference = self._masked(low_pass(volume, pixel, start), pixel)
+        reference = self.masked(low_pass(volume, pixel, start), pixel)
         return [reference, reference.copy()], {"resolution": start, "angular_step": None}
 
     def search_pass(self, iteration: int, state: dict[str, Any]) -> Pass:
@@ -114,20 +114,20 @@ class Refine3D(IterativeRefinement):
         maps: list[NDArray[np.float32]],
         state: dict[str, Any],
         poses: Poses,
+        pixel: float,
     ) -> tuple[list[NDArray[np.float32]], dict[str, Any]]:
-        particles: Set = ctx.input("particles")
-        pixel, _ = particle_acquisition(particles)
         size = maps[0].shape[0]
-        mask = soft_mask(size, self.mask(size, pixel), 3.0)
-        frequency, values = fsc(maps[0] * mask, maps[1] * mask, pixel)
+        frequency, values = fsc(self.masked(maps[0], pixel), self.masked(maps[1], pixel), pixel)
         found = resolution(frequency, values, 0.143)
         search = self.search_pass(iteration, state)
         # the finest step worth searching: half the angle of a resolution element at the radius
-        useful = max(FINEST_STEP, np.degrees(found / (2 * np.pi * self.mask(size, pixel) * pixel)))
+        useful = max(
+            FINEST_STEP, np.degrees(found / (2 * np.pi * self.mask_radius(size, pixel) * pixel))
+        )
         step = max(useful, search.angular_step / 2 if not search.global_search else 7.5)
         weight = np.sqrt(np.clip(2 * values / (1 + values), 0, 1))
         references = [
-            self._masked(np.clip(self._weighted(m, weight, pixel), 0, None), pixel) for m in maps
+            self.masked(np.clip(self._weighted(m, weight, pixel), 0, None), pixel) for m in maps
         ]
         ctx.log.info(
             "pass %d: half-map FSC 0.143 at %.2f A, next angular step %.2f deg, mean score %.4f",
@@ -162,9 +162,7 @@ class Refine3D(IterativeRefinement):
         whole.merge(sums[1])
         target = ctx.run_dir / "volume.mrc"
         write_mrc(target, whole.finish(wiener_constant=self.wiener(whole)), voxel_size=pixel)
-        size = box_size(particles)
-        mask = soft_mask(size, self.mask(size, pixel), 3.0)
-        frequency, values = fsc(maps[0] * mask, maps[1] * mask, pixel)
+        frequency, values = fsc(self.masked(maps[0], pixel), self.masked(maps[1], pixel), pixel)
         at_0143 = resolution(frequency, values, 0.143)
         properties = {"sampling_rate": pixel, "acquisition": acquisition.to_dict()}
         ctx.update_properties("volume", **properties, symmetry="C1", resolution=at_0143)
@@ -191,13 +189,6 @@ class Refine3D(IterativeRefinement):
         ctx.update_properties("particles", **particles.properties)
         ctx.append("particles", particles.with_columns(**refined).to_arrow())
         ctx.log.info("refined %d particles: %.2f A at FSC 0.143", whole.count, at_0143)
-
-    def _masked(self, volume: NDArray[np.float32], pixel: float) -> NDArray[np.float32]:
-        size = volume.shape[0]
-        masked: NDArray[np.float32] = (
-            volume * soft_mask(size, self.mask(size, pixel), 3.0)
-        ).astype(np.float32)
-        return masked
 
     @staticmethod
     def _weighted(volume: NDArray[np.float32], weight: Any, pixel: float) -> NDArray[np.float32]:

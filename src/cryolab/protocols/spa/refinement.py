@@ -35,6 +35,7 @@ from cryolab.core.params import BoolParam, ChoiceParam, FloatParam, InputParam, 
 from cryolab.core.protocol import Protocol, Step, StepContext
 from cryolab.core.sets import Set
 from cryolab.em.align3d import global_search, local_rotations, local_search, shift_grid
+from cryolab.em.fsc import soft_mask
 from cryolab.em.geometry import euler_to_matrix, matrix_to_euler
 from cryolab.em.imageio import read_image, write_mrc
 from cryolab.em.objects import SetOfParticles
@@ -151,8 +152,9 @@ class IterativeRefinement(Protocol):
         maps: list[NDArray[np.float32]],
         state: dict[str, Any],
         poses: Poses,
+        pixel: float,
     ) -> tuple[list[NDArray[np.float32]], dict[str, Any]]:
-        """The next references and state from the maps of a pass."""
+        """The next references and state from the maps of a pass (``pixel``: Å/px)."""
         raise NotImplementedError
 
     def write_outputs(
@@ -306,7 +308,8 @@ class IterativeRefinement(Protocol):
             assert total is not None
             totals.append(total)
         maps = [t.finish(wiener_constant=self.wiener(t)) for t in totals]
-        references, state = self.merged(ctx, iteration, maps, state, poses)
+        pixel, _ = particle_acquisition(ctx.input("particles"))
+        references, state = self.merged(ctx, iteration, maps, state, poses, pixel)
         self._save_references(ctx.step_dir, references, state)
         if iteration == int(self.values["iterations"]) - 1:
             self.write_outputs(ctx, totals, maps, state, poses)
@@ -319,10 +322,18 @@ class IterativeRefinement(Protocol):
         Nyquist), which keeps rarely sampled frequencies from blowing up."""
         return 0.001 * max(1, maker.count)
 
-    def mask(self, size: int, pixel: float) -> float:
+    def mask_radius(self, size: int, pixel: float) -> float:
         """The mask radius in pixels."""
         diameter = self.values["mask_diameter"]
         return 0.45 * size if diameter is None else min(0.5 * diameter / pixel, 0.5 * size)
+
+    def masked(self, volume: NDArray[np.float32], pixel: float) -> NDArray[np.float32]:
+        """The map under the soft spherical mask (``mask_diameter``; 3 px raised-cosine edge)."""
+        size = volume.shape[0]
+        result: NDArray[np.float32] = (
+            volume * soft_mask(size, self.mask_radius(size, pixel), 3.0)
+        ).astype(np.float32)
+        return result
 
     @staticmethod
     def _save_references(
