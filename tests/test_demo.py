@@ -54,7 +54,9 @@ def test_demo_runs_the_whole_pipeline(
         assert label in out
     results = json.loads((tmp_path / "demo-project" / "validation.json").read_text())
     assert results["motion_rms_px"] <= 0.5
-    assert results["ctf_median_error_A"] <= 100
+    # two 256 px micrographs give one CTF tile each: a looser bound than the 100 A threshold,
+    # which test_ctffit.py (eight 1024 px micrographs) and the full-size demo assert
+    assert results["ctf_median_error_A"] <= 200
     assert results["particles"] > 20
     assert "import cryolab; project = cryolab.open_project(" in out
 

@@ -31,7 +31,7 @@ from cryolab.em.truth import ctf_error, map_against_truth, motion_error, movie_o
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The simulated dataset: the 77 Å phantom (about a 200 kDa protein) at 4 Å/px (binned
+    """The simulated dataset: the elongated 77 Å phantom (about a 200 kDa protein) at 4 Å/px (binned
     data), so half Nyquist is 16 Å; the per-frame SNR is 30 times that of real data, to make up
     for having about a hundred times fewer particles."""
 

@@ -1,7 +1,8 @@
 """2-D classification: the numerics on simulated particles, the agreement metric, the protocol.
 
 The particles are real-space projections (:func:`cryolab.em.simulate.project`, in-plane angle
-included) of the phantom at four distinct views, moved by known shifts, CTF-modulated with
+included) of the globular phantom at four distinct views (the elongated one has side views that
+differ mostly by a turn in the plane), moved by known shifts, CTF-modulated with
 :func:`cryolab.em.simulate.ctf_image` (contrast inverted: protein bright) and buried in
 Gaussian noise at SNR 0.05; none of this shares code with the classification.
 """
@@ -44,7 +45,7 @@ class Particles:
 @pytest.fixture(scope="module")
 def particles() -> Particles:
     rng = np.random.default_rng(5)
-    volume = make_phantom(BOX, PIXEL).astype(np.float64)
+    volume = make_phantom(BOX, PIXEL, shape="globular").astype(np.float64)
     view = rng.integers(0, len(VIEWS), COUNT)
     psi = rng.uniform(0, 360, COUNT)
     shift = rng.uniform(-1.5, 1.5, (COUNT, 2))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+from cryolab.core.errors import ParameterError
 from cryolab.core.project import Project
 from cryolab.em import xp
 from cryolab.em.ctf import wavelength
@@ -59,6 +60,8 @@ def test_phantom_fits_its_box_and_has_a_hand() -> None:
     assert correlation < 0.8  # not its own mirror image: the hand is determinable
     with pytest.raises(ValueError, match="does not fit"):
         make_phantom(32, 1.0)
+    with pytest.raises(ValueError, match="unknown phantom shape 'round'"):
+        make_phantom(64, 2.0, shape="round")
 
 
 def test_projection_of_a_centred_gaussian_is_the_2d_gaussian() -> None:
@@ -353,6 +356,7 @@ def test_protocol_produces_every_output(project: Project) -> None:
     movie_uids = set(movies["uid"].tolist())
     volume = run.out.true_volume.load()
     assert len(volume) == 1 and volume[0].read().shape == (64, 64, 64)
+    np.testing.assert_allclose(volume[0].read(), make_phantom(64, 2.0), atol=1e-6)
     ctfs = run.out.true_ctfs.load()
     assert set(ctfs["micrograph_uid"].tolist()) == movie_uids and len(ctfs) == 2
     coordinates = run.out.true_coordinates.load()
@@ -368,6 +372,24 @@ def test_protocol_produces_every_output(project: Project) -> None:
     assert sorted(drift["frame"].tolist()) == sorted(list(range(1, 9)) * 2)
     contamination = run.out.true_contamination.load()
     assert set(contamination["micrograph_uid"].tolist()) <= movie_uids and len(contamination) > 2
+
+
+def test_protocol_projects_the_chosen_phantom_shape(project: Project) -> None:
+    run = project.run(
+        "simulate.spa",
+        micrographs=1,
+        size=128,
+        particles_per_micrograph=1,
+        frames=2,
+        box=32,
+        pixel_size=4.0,
+        shape="globular",
+        seed=2,
+    ).wait(120)
+    volume = run.out.true_volume.load()[0].read()
+    np.testing.assert_allclose(volume, make_phantom(32, 4.0, shape="globular"), atol=1e-6)
+    with pytest.raises(ParameterError, match="'round' is not one of"):
+        project.run("simulate.spa", micrographs=1, shape="round")
 
 
 @pytest.mark.gpu

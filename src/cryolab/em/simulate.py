@@ -192,6 +192,7 @@ class Settings:
     particles: int = 40  # per micrograph (fewer if they do not fit; a warning is logged)
     box: int = 64  # px, edge of the map and of the particle boxes
     diameter: float = PHANTOM_DIAMETER  # Å, of the phantom (when no map is given)
+    shape: str = "elongated"  # of the phantom (cryolab.em.phantom.SHAPES)
     frames: int = 16
     pixel_size: float = 2.0  # Å/px
     voltage: float = 300.0  # kV
@@ -351,7 +352,9 @@ def simulate_micrograph(
 def load_volume(volume: ArrayLike | str | Path | None, settings: Settings) -> NDArray[np.float32]:
     """The map to project: the phantom (``None``), a file, or an array; checked to fit."""
     if volume is None:
-        return make_phantom(settings.box, settings.pixel_size, diameter=settings.diameter)
+        return make_phantom(
+            settings.box, settings.pixel_size, diameter=settings.diameter, shape=settings.shape
+        )
     data = read_image(volume) if isinstance(volume, (str, Path)) else volume
     array = np.asarray(data, dtype=np.float32)
     if array.ndim != 3 or len(set(array.shape)) != 1:

@@ -38,7 +38,7 @@ from cryolab.em.objects import (
     SetOfParticles,
     SetOfVolumes,
 )
-from cryolab.em.phantom import PHANTOM_DIAMETER
+from cryolab.em.phantom import PHANTOM_DIAMETER, SHAPES
 from cryolab.em.simulate import Settings, load_volume, simulate_micrograph
 
 ACQUISITION = "Acquisition"
@@ -72,6 +72,12 @@ class SimulateSpa(Protocol):
         unit="Å",
         help="Diameter of the phantom (when no volume is given): about 77 Å is a ~200 kDa "
         "protein, 150 Å a ~1 MDa complex.",
+    )
+    shape = ChoiceParam(
+        list(SHAPES),
+        default="elongated",
+        help="Shape of the phantom: an elongated molecule, or a nearly round one (hard for "
+        "ab-initio reconstruction; cryolab.em.phantom says why).",
     )
     frames = IntParam(default=16, min=1, help="Frames per movie.")
     pixel_size = FloatParam(default=2.0, min=0.1, unit="Å/px", section=ACQUISITION)
@@ -134,6 +140,7 @@ class SimulateSpa(Protocol):
             particles=v["particles_per_micrograph"],
             box=box or v["box"],
             diameter=v["diameter"],
+            shape=v["shape"],
             frames=v["frames"],
             pixel_size=v["pixel_size"],
             voltage=v["voltage"],

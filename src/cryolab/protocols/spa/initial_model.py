@@ -50,6 +50,10 @@ class InitialModel(IterativeRefinement):
     ``resolution`` over the passes, so the first passes settle the overall shape. The map's hand
     is arbitrary (a projection cannot tell a map from its mirror image).
 
+    It needs particles whose low-resolution envelope tells their orientation: on a nearly
+    round, nearly mirror-symmetric particle the first passes lose the orientations and the run
+    settles in a self-consistent wrong map (``docs/validation.md``).
+
     The result depends on the random start. The volume's ``score`` property (the particles' mean
     correlation with the final map) ranks runs of different seeds with the same settings: on the
     demo data the best-scoring map was the one closest to the truth, so run a few seeds and keep
