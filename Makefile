@@ -43,7 +43,7 @@ lab: $(STAMP)
 
 # Regenerates the lockfile from pyproject.toml (needs `uv`).
 lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.10 -o requirements/dev.lock --no-header
+	uv pip compile pyproject.toml --extra dev --extra jupyter --python-version 3.10 -o requirements/dev.lock --no-header
 
 clean:
 	rm -rf $(VENV) demo-project build src/*.egg-info
