@@ -105,6 +105,31 @@ def test_append_returns_rows_and_records_segments(folder: Path) -> None:
     assert len(np.unique(s.uids)) == 7
 
 
+def test_count_history_follows_appends_and_discards(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = SetWriter.create(folder, ["Set"])
+    assert setstore.count_history(folder) == []
+    clock = iter([100.0, 101.5, 103.0])
+    monkeypatch.setattr(setstore.time, "time", lambda: next(clock))
+    writer.append(batch(0, 3), step="a")
+    writer.append(batch(3, 4), step="b")
+    writer.discard_steps(["a"])
+    assert setstore.count_history(folder) == [(100.0, 3), (101.5, 7), (103.0, 4)]
+
+
+def test_count_history_is_thinned_but_keeps_the_latest(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(setstore, "HISTORY_POINTS", 8)
+    writer = SetWriter.create(folder, ["Set"])
+    for start in range(20):
+        writer.append(batch(start, 1))
+    history = setstore.count_history(folder)
+    assert len(history) <= 8 and history[-1][1] == 20
+    assert [n for _, n in history] == sorted(n for _, n in history)
+
+
 def test_append_keeps_given_uids(folder: Path) -> None:
     source = Set({"n": [1, 2, 3]})
     writer = SetWriter.create(folder, ["Set"])

@@ -34,6 +34,7 @@ MANIFEST = "manifest.json"
 FORMAT = "cryolab.set"
 FORMAT_VERSION = 1
 COMPACT_AFTER = 64  # segments; readers stay fast with a bounded number of files
+HISTORY_POINTS = 1000  # (time, rows) points kept in a manifest; thinned by half beyond
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
@@ -216,6 +217,7 @@ class SetWriter:
                 current["schema_fields"] = table.schema.serialize().to_pybytes().hex()
             current["segments"].append({"file": name, "rows": table.num_rows, "step": step})
             current["rows"] += table.num_rows
+            _record_count(current)
             rows: int = current["rows"]
             many = len(current["segments"]) > COMPACT_AFTER
         if many:
@@ -249,6 +251,7 @@ class SetWriter:
             dropped = [s for s in manifest["segments"] if s.get("step") in wanted]
             manifest["segments"] = kept
             manifest["rows"] = sum(s["rows"] for s in kept)
+            _record_count(manifest)
         for segment in dropped:
             (self.path / segment["file"]).unlink(missing_ok=True)
         return sum(s["rows"] for s in dropped)
@@ -291,6 +294,23 @@ class SetWriter:
         for segment in old:
             if segment["file"] not in kept:
                 (self.path / segment["file"]).unlink(missing_ok=True)
+
+
+def _record_count(manifest: dict[str, Any]) -> None:
+    """Add ``(time, rows)`` to the manifest's count history, thinning it when it grows long."""
+    history: list[list[float]] = manifest.setdefault("history", [])
+    history.append([round(time.time(), 3), manifest["rows"]])
+    if len(history) > HISTORY_POINTS:
+        manifest["history"] = [*history[:-1:2], history[-1]]
+
+
+def count_history(path: str | Path) -> list[tuple[float, int]]:
+    """The set's item count after each append or discard, as ``(unix time, rows)``, oldest first.
+
+    Kept in the manifest (at most :data:`HISTORY_POINTS` points, evenly thinned), so plots of a
+    growing set need no extra file; sets written before the history existed have none.
+    """
+    return [(float(t), int(n)) for t, n in _read_manifest(Path(path)).get("history", [])]
 
 
 def _conform(table: pa.Table, schema: pa.Schema, where: Path) -> pa.Table:
