@@ -17,6 +17,7 @@ Conventions (see ``docs/conventions.md``):
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -139,6 +140,20 @@ class ImageItem(Item):
         return np.asarray(imageio.read_image(self.path, self.index, permissive=permissive))
 
 
+class VolumeItem(ImageItem):
+    """A map of a :class:`SetOfVolumes`: ``read()`` it, or ``view()`` it in a notebook."""
+
+    def view(self, **options: Any) -> Any:
+        """Show the map: napari where a display exists, else a browser slicer.
+
+        The notebook front end (``cryolab.ui.volume.view``, which takes ``options``) is
+        imported by name, on demand: the domain layer never imports the optional UI layer.
+        """
+        front = importlib.import_module("cryolab.ui.volume")
+        size = self._set.properties.get("sampling_rate")
+        return front.view(self.read(), pixel_size=size, title=self.path.name, **options)
+
+
 class EMSet(Set):
     """Base of the cryo-EM set types."""
 
@@ -211,6 +226,7 @@ class SetOfVolumes(SetOfImages):
     """3-D maps, with optional half maps and mask."""
 
     item_label = "volume"
+    item_class = VolumeItem
     fields = (
         *IMAGE_FIELDS,
         Field("volume.half1", "string", help="First half map"),
