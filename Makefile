@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit lab bench install lock clean
+.PHONY: demo test lint typecheck unit lab bench install lock clean browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ unit: $(STAMP)
 	$(PY) -m pytest
 
 test: lint typecheck unit
+
+# Debian's Chromium for the browser tests (as root; .ci/run calls it before `make test`; without
+# it the browser tests skip, except under CI). Playwright drives it: no browser is downloaded.
+browser:
+	command -v chromium >/dev/null 2>&1 || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -1,7 +1,8 @@
 """Run every benchmark (each in its own process) and print a combined summary.
 
 ``make bench`` calls this. Results go to ``bench-results/`` (gitignored): ``sets.json``,
-``engine.json``, ``star.json``, ``imageio.json``, ``kernels.json`` and ``summary.json``.
+``engine.json``, ``star.json``, ``imageio.json``, ``kernels.json``, ``gallery.json`` and
+``summary.json``.
 Extra options are passed on::
 
     .venv/bin/python benchmarks/run_all.py [--rows N] [--repeats N] [--quick]
@@ -49,23 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     star_json = args.out_dir / "star.json"
     imageio_json = args.out_dir / "imageio.json"
     kernels_json = args.out_dir / "kernels.json"
+    gallery_json = args.out_dir / "gallery.json"
     sets_args = ["--out", str(sets_json)]
     engine_args = ["--out", str(engine_json)]
     star_args = ["--out", str(star_json)]
     imageio_args = ["--out", str(imageio_json)]
     kernels_args = ["--out", str(kernels_json)]
+    gallery_args = ["--out", str(gallery_json)]
     if args.quick:
         sets_args += ["--rows", "100000", "--repeats", "2"]
         engine_args += ["--launches", "5", "--repeats", "1"]
         star_args += ["--quick"]
         imageio_args += ["--images", "5000", "--repeats", "2"]
         kernels_args += ["--quick"]
+        gallery_args += ["--quick"]
     if args.rows is not None:
         sets_args += ["--rows", str(args.rows)]
     if args.repeats is not None:
         sets_args += ["--repeats", str(args.repeats)]
         engine_args += ["--repeats", str(args.repeats)]
         kernels_args += ["--repeats", str(args.repeats)]
+        gallery_args += ["--repeats", str(args.repeats)]
 
     codes = {}
     for name, script, script_args, out in [
@@ -74,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         ("star", "bench_star.py", star_args, star_json),
         ("imageio", "bench_imageio.py", imageio_args, imageio_json),
         ("kernels", "bench_kernels.py", kernels_args, kernels_json),
+        ("gallery", "bench_gallery.py", gallery_args, gallery_json),
     ]:
         out.unlink(missing_ok=True)  # never summarise a stale result
         codes[name] = run(script, script_args)
@@ -127,6 +133,22 @@ def main(argv: list[str] | None = None) -> int:
                     "vs": "GPU skipped"
                     if gpu is None
                     else f"cupy {gpu:.4f} s, {row['speedup']:.1f}x",
+                }
+            )
+
+    if gallery_json.exists():
+        gallery = json.loads(gallery_json.read_text(encoding="utf-8"))
+        largest = str(gallery["sizes"][-1])
+        for row in gallery["table"]:
+            lines.append(
+                {
+                    "benchmark": f"gallery {int(largest):,}",
+                    "measure": row["measure"],
+                    "median_s": row["median"][largest],
+                    "budget_s": row["budget"],
+                    "verdict": row["verdict"],
+                    "vs": f"{row['ratio_largest_to_smallest']:.2f}x the time at "
+                    f"{gallery['sizes'][0]:,}",
                 }
             )
 

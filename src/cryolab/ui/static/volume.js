@@ -10,22 +10,32 @@ function bytesOf(value) {
   return new Uint8Array(value || []);
 }
 
+const DISPLAY = 256; // px of each view's canvas (the map's plane is scaled up, unsmoothed)
+
 function draw(canvas, bytes, rows, cols, marker) {
-  canvas.width = cols;
-  canvas.height = rows;
-  const context = canvas.getContext("2d");
-  const image = context.createImageData(cols, rows);
+  const scale = DISPLAY / Math.max(rows, cols);
+  canvas.width = Math.round(cols * scale);
+  canvas.height = Math.round(rows * scale);
+  const plane = document.createElement("canvas");
+  plane.width = cols;
+  plane.height = rows;
+  const image = plane.getContext("2d").createImageData(cols, rows);
   for (let i = 0; i < rows * cols && i < bytes.length; i++) {
     const v = bytes[i];
     image.data[4 * i] = v; image.data[4 * i + 1] = v; image.data[4 * i + 2] = v; image.data[4 * i + 3] = 255;
   }
-  context.putImageData(image, 0, 0);
+  plane.getContext("2d").putImageData(image, 0, 0);
+  const context = canvas.getContext("2d");
+  context.imageSmoothingEnabled = false;
+  context.drawImage(plane, 0, 0, canvas.width, canvas.height);
   if (marker) {
-    context.strokeStyle = "rgba(255, 80, 0, 0.8)";
-    context.lineWidth = Math.max(1, cols / 256);
+    context.strokeStyle = "rgba(255, 80, 0, 0.7)";
+    context.lineWidth = 1;
+    const x = Math.round((marker[1] + 0.5) * scale) + 0.5;
+    const y = Math.round((marker[0] + 0.5) * scale) + 0.5;
     context.beginPath();
-    context.moveTo(marker[1] + 0.5, 0); context.lineTo(marker[1] + 0.5, rows);
-    context.moveTo(0, marker[0] + 0.5); context.lineTo(cols, marker[0] + 0.5);
+    context.moveTo(x, 0); context.lineTo(x, canvas.height);
+    context.moveTo(0, y); context.lineTo(canvas.width, y);
     context.stroke();
   }
 }

@@ -1,0 +1,54 @@
+"""Volume viewer and bokeh plots in a real JupyterLab, in headless Chromium."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conftest import Lab, open_notebook, screenshot
+
+SETUP = """
+import numpy as np
+from cryolab.em.objects import FSC, SetOfCTFs
+from cryolab.ui import plots
+from cryolab.ui.volume import VolumeViewer
+z, y, x = np.meshgrid(*(np.arange(32) - 16,) * 3, indexing="ij")
+blob = np.exp(-((x - 4) ** 2 + y**2 + (z + 3) ** 2) / 30.0)
+blob += 0.5 * np.exp(-(x**2 + (y - 6) ** 2 + z**2) / 10.0)
+viewer = VolumeViewer(blob, pixel_size=2.0, title="two blobs")
+"""
+
+
+def test_volume_viewer_draws_slices_and_follows_a_click(page: Any, lab: Lab) -> None:
+    open_notebook(page, lab, "volume.ipynb", [SETUP, "viewer", "viewer.position"])
+    canvas = page.locator(".cryolab-volume canvas[data-axis='z']")
+    canvas.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector(\".cryolab-volume canvas[data-axis='z']\").width === 256"
+    )
+    # the z view (8 screen px per voxel) shows the brighter blob: bright at voxel (y 16, x 20)
+    # (off the crosshair), dark in a corner
+    values = page.evaluate(
+        """() => { const c = document.querySelector(".cryolab-volume canvas[data-axis='z']");
+        const at = (y, x) => c.getContext('2d').getImageData(8 * x + 4, 8 * y + 4, 1, 1).data[0];
+        return [at(17, 20), at(1, 1)]; }"""
+    )
+    assert values[0] > 100 and values[1] < 20, values
+    box = canvas.bounding_box()
+    canvas.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})
+    page.get_by_text("z 16, y 24, x 8").wait_for(timeout=10_000)
+    screenshot(page, "volume-viewer")
+
+
+def test_bokeh_plot_renders_offline(page: Any, lab: Lab) -> None:
+    cells = [
+        SETUP,
+        "f = np.linspace(0, 0.25, 20)\n"
+        "plots.show(plots.fsc_plot(FSC({'fsc.frequency': f, 'fsc.value': np.cos(6 * f)})))",
+    ]
+    open_notebook(page, lab, "plot.ipynb", cells)
+    # BokehJS comes inlined with the output (no CDN here): its document holds the curve
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=60_000)
+    points = page.evaluate("() => Bokeh.documents[0].get_model_by_name('fsc-0').data.fsc.length")
+    assert points == 20
+    page.locator(".bk-Canvas").first.wait_for(timeout=30_000)
+    screenshot(page, "bokeh-fsc")
