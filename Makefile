@@ -14,6 +14,9 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml requirements/dev.lock
 	$(PY) -m pip install --quiet -r requirements/dev.lock
 	$(PY) -m pip install --quiet --no-deps -e .
+	# what a wheel installs as data files (an editable install does not): the server extension on
+	mkdir -p $(VENV)/etc/jupyter/jupyter_server_config.d
+	cp jupyter-config/server-config/cryolab.json $(VENV)/etc/jupyter/jupyter_server_config.d/
 	touch $(STAMP)
 
 install: $(STAMP)

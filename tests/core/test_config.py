@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,21 +18,33 @@ def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CRYOLAB_CONFIG", str(path))
     monkeypatch.delenv("CRYOLAB_EXECUTOR", raising=False)
     monkeypatch.delenv("CRYOLAB_CORES", raising=False)
+    monkeypatch.delenv("CRYOLAB_PROJECTS", raising=False)
     return path
 
 
 def test_defaults_without_file(config_file: Path) -> None:
-    assert config.settings() == {"executor": "local", "cores": None}
+    assert config.settings() == {"executor": "local", "cores": None, "projects": []}
 
 
 def test_file_then_environment_then_code(
     config_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config_file.write_text('executor = "sync"\ncores = 3\n')
-    assert config.settings() == {"executor": "sync", "cores": 3}
+    assert config.settings() == {"executor": "sync", "cores": 3, "projects": []}
     monkeypatch.setenv("CRYOLAB_CORES", "5")
     assert config.settings()["cores"] == 5
-    assert config.settings(cores=7, executor=None) == {"executor": "sync", "cores": 7}
+    assert config.settings(cores=7, executor=None) == {
+        "executor": "sync",
+        "cores": 7,
+        "projects": [],
+    }
+
+
+def test_registered_project_folders(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config_file.write_text('projects = ["/data/a", "~/b"]\n')
+    assert config.settings()["projects"] == ["/data/a", "~/b"]
+    monkeypatch.setenv("CRYOLAB_PROJECTS", os.pathsep.join(["/x", "", "/y/z"]))
+    assert config.settings()["projects"] == ["/x", "/y/z"]
 
 
 def test_bad_configuration_is_named(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,9 +4,11 @@ The user file is ``$CRYOLAB_CONFIG`` or ``~/.config/cryolab/config.toml``::
 
     executor = "local"   # "local" or "sync"
     cores = 8            # cores a run may use by default (empty: all)
+    projects = ["~/cryo/projects"]   # folders the Jupyter server extension may serve
 
-Environment variables ``CRYOLAB_EXECUTOR`` and ``CRYOLAB_CORES`` override the file, and values
-given in code (``project.run(..., cores=4)``) override both.
+Environment variables ``CRYOLAB_EXECUTOR``, ``CRYOLAB_CORES`` and ``CRYOLAB_PROJECTS`` (folders
+separated by ``os.pathsep``) override the file, and values given in code
+(``project.run(..., cores=4)``) override both.
 """
 
 from __future__ import annotations
@@ -23,8 +25,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-DEFAULTS: dict[str, Any] = {"executor": "local", "cores": None}
-_PARSERS = {"executor": str, "cores": int}
+DEFAULTS: dict[str, Any] = {"executor": "local", "cores": None, "projects": []}
+
+
+def _folders(text: str) -> list[str]:
+    """A list of folders from ``CRYOLAB_PROJECTS`` (``os.pathsep``-separated)."""
+    return [part for part in text.split(os.pathsep) if part]
+
+
+_PARSERS: dict[str, Any] = {"executor": str, "cores": int, "projects": _folders}
 
 
 def config_path() -> Path:
