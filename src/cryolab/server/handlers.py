@@ -292,6 +292,8 @@ class NotFoundHandler(CryolabHandler):
 
 def setup_handlers(web_app: web.Application, registry: ProjectRegistry) -> None:
     """Register the API handlers on the Jupyter server's application."""
+    from cryolab.server.thumbnails import PageHandler  # it builds on CryolabHandler
+
     web_app.settings["cryolab_registry"] = registry
     api = url_path_join(web_app.settings["base_url"], "cryolab", "api")
     project = f"{api}/projects/{SEGMENT.format('project_id')}"
@@ -305,6 +307,7 @@ def setup_handlers(web_app: web.Application, registry: ProjectRegistry) -> None:
             (run, RunHandler),
             (f"{run}/abort", AbortHandler),
             (f"{run}/copy", CopyHandler),
+            (f"{run}/outputs/{SEGMENT.format('name')}/page", PageHandler),
             (f"{api}(?:/.*)?", NotFoundHandler),
         ],
     )
