@@ -52,3 +52,27 @@ def test_bokeh_plot_renders_offline(page: Any, lab: Lab) -> None:
     assert points == 20
     page.locator(".bk-Canvas").first.wait_for(timeout=30_000)
     screenshot(page, "bokeh-fsc")
+
+
+def test_run_graph_widget_shows_statuses_live_and_details(page: Any, lab: Lab) -> None:
+    (lab.root / "t.csv").write_text("score\n" + "\n".join(str(i / 10) for i in range(10)) + "\n")
+    cells = [
+        "import cryolab\n"
+        "project = cryolab.open_project('graph-project')\n"
+        "rows = project.run('sets.import_table', files='t.csv').wait(60)\n"
+        "project.graph()",
+        "project.run('sets.subset', source=rows.out.rows, where='score > 0.45').wait(60)",
+    ]
+    open_notebook(page, lab, "graph.ipynb", cells)
+    # the second run appears and turns finished without re-running the cell that drew the graph
+    page.locator(".cryolab-graph g.run[data-run='2'][data-status='finished']").wait_for(
+        timeout=60_000
+    )
+    assert page.locator(".cryolab-graph g.run[data-run='1']").get_attribute("data-status") == (
+        "finished"
+    )
+    assert page.locator(".cryolab-graph path.edge").count() == 1
+    page.locator(".cryolab-graph g.run[data-run='2']").click()
+    page.get_by_text("Run 2: sets.subset (finished)").wait_for(timeout=10_000)
+    page.get_by_text("subset (5, closed)").wait_for(timeout=10_000)
+    screenshot(page, "run-graph-widget")

