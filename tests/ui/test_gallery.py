@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from cryolab.core.runs import OutputRef
 from cryolab.em import imageio
 from cryolab.em.gallery import ImagePages, Query
 from cryolab.em.objects import SetOfParticles
+from cryolab.ui import gallery as gallery_module
 from cryolab.ui.gallery import Gallery
 
 COUNT = 30
@@ -207,3 +209,43 @@ def test_a_plain_set_has_a_gallery_but_no_subsets(
     browser = Browser(widget, monkeypatch)
     browser.invoke("_select", {"action": "toggle", "position": 0})
     assert "no run's output" in browser.invoke("_subset", {})[0]["error"]
+
+
+def test_uid_labels_keep_every_digit_in_the_browser(
+    particles: SetOfParticles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uids are 63-bit: as JSON numbers, JavaScript would show them rounded
+    widget = Gallery(particles, labels=["uid", "class_id"], size=BOX)
+    meta, _ = Browser(widget, monkeypatch).invoke("_page", {"start": 0, "count": 4})
+    assert meta["labels"]["uid"] == [str(u) for u in particles.uids[:4]]
+    assert meta["labels"]["uid"] == meta["uids"]
+    assert meta["labels"]["class_id"] == [0, 1, 2, 0]
+
+
+def css_pixels(css: str, selector: str, prop: str) -> int:
+    block = re.search(re.escape(selector) + r" \{([^}]*)\}", css)
+    assert block, selector
+    value = re.search(rf"(?:^|;|\s){prop}: (\d+)px", block.group(1))
+    assert value, (selector, prop)
+    return int(value.group(1))
+
+
+def test_the_tile_slots_of_the_front_end_match_the_tiles_css_box() -> None:
+    # gallery.js positions tiles absolutely in slots computed from constants; the slots must
+    # hold the CSS box (border-box width, padding, border, margin) or canvases overflow tiles
+    static = Path(gallery_module.__file__).parent / "static"
+    js = (static / "gallery.js").read_text()
+    css = (static / "gallery.css").read_text()
+    constants = {n: int(v) for n, v in re.findall(r"^const (\w+) = (\d+);", js, re.M)}
+    tile = ".cryolab-gallery .cg-tile"
+    assert "box-sizing: border-box" in css.split(tile + " {")[1].split("}")[0]
+    frame = 2 * (css_pixels(css, tile, "padding") + css_pixels(css, tile, "border"))
+    assert constants["FRAME"] == frame
+    assert constants["MARGIN"] == css_pixels(css, tile, "margin")
+    assert constants["LINE"] == css_pixels(css, ".cryolab-gallery .cg-line", "height")
+    assert constants["LINE"] == css_pixels(css, ".cryolab-gallery .cg-label", "line-height")
+    assert "const width = size + FRAME + 2 * MARGIN;" in js
+    assert "const height = size + FRAME + 2 * MARGIN + LINE * lines;" in js
+    assert "tile.style.width = `${g.width - 2 * MARGIN}px`;" in js
+    # one line per label: the height reserves LINE pixels for each
+    assert 'element("div", "cg-line")' in js

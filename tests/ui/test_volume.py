@@ -95,6 +95,7 @@ def test_view_falls_back_to_the_browser_slicer_without_a_display(
     shown = view(path)
     assert isinstance(shown, VolumeViewer)
     assert shown.pixel_size == pytest.approx(1.5) and shown.title == "ramp.mrc"
+    monkeypatch.setattr(front, "napari_installed", lambda: False)
     with pytest.raises(RuntimeError, match=r"pip install 'cryolab\[napari\]'"):
         view(path, backend="napari")
     with pytest.raises(ValueError, match="backend must be"):

@@ -35,6 +35,19 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 Reply = tuple[dict[str, Any], list[bytes]]
+EXACT_IN_JAVASCRIPT = 2**53 - 1  # larger integers lose digits as JavaScript numbers
+
+
+def _exact(values: list[Any]) -> list[Any]:
+    """Label values for JSON: integers beyond JavaScript's exact range (uids) go as text."""
+    return [
+        str(v)
+        if isinstance(v, (int, np.integer))
+        and not isinstance(v, bool)
+        and abs(int(v)) > EXACT_IN_JAVASCRIPT
+        else v
+        for v in values
+    ]
 
 
 def _answering(handler: Callable[[Gallery, dict[str, Any]], Reply]) -> Any:
@@ -219,7 +232,7 @@ class Gallery(anywidget.AnyWidget):  # type: ignore[misc]
             "total": page.total,
             "size": self.size,
             "uids": [str(u) for u in page.uids],  # 64-bit: beyond JavaScript's exact integers
-            "labels": page.labels,
+            "labels": {name: _exact(values) for name, values in page.labels.items()},
             "selected": self._flags(page.uids),
             "errors": list(page.errors),
         }

@@ -9,6 +9,9 @@ const PAGE = 100; // items per page request
 const KEEP_PAGES = 40; // pages kept in memory (the visible ones are never dropped)
 const OVERSCAN = 2; // rows drawn above and below the visible ones
 const TIMEOUT_MS = 30000; // a busy kernel answers comm messages only between cells
+const FRAME = 8; // a tile's padding and border, both sides (gallery.css)
+const MARGIN = 2; // a tile's margin (gallery.css)
+const LINE = 14; // a label's line height (gallery.css)
 
 function invoke(experimental, name, msg) {
   return experimental.invoke(name, msg, { signal: AbortSignal.timeout(TIMEOUT_MS) });
@@ -99,8 +102,10 @@ function render({ model, el, experimental }) {
   function geometry() {
     const size = model.get("size");
     const lines = model.get("labels").length;
-    const width = size + 8;
-    const height = size + 8 + 14 * lines;
+    // a tile's slot: the canvas (size), the tile's padding and border (FRAME) and its margin
+    // (MARGIN), as in gallery.css (box-sizing: border-box), and a line (LINE) per label
+    const width = size + FRAME + 2 * MARGIN;
+    const height = size + FRAME + 2 * MARGIN + LINE * lines;
     const columns = Math.max(1, Math.floor(scroller.clientWidth / width));
     return { size, width, height, columns };
   }
@@ -123,7 +128,13 @@ function render({ model, el, experimental }) {
     const canvas = tile.firstChild;
     drawGrey(canvas, page.pixels.subarray(offset * size * size, (offset + 1) * size * size), size);
     const entries = Object.entries(page.labels);
-    tile.lastChild.textContent = entries.map(([, v]) => formatValue(v[offset])).join(" · ");
+    tile.lastChild.replaceChildren(
+      ...entries.map(([, v]) => {
+        const line = element("div", "cg-line");
+        line.textContent = formatValue(v[offset]);
+        return line;
+      }),
+    );
     tile.title = entries.map(([name, v]) => `${name}: ${formatValue(v[offset])}`).join("\n");
     tile.classList.toggle("cg-selected", page.selected[offset]);
     tile.classList.remove("cg-loading");
@@ -138,7 +149,7 @@ function render({ model, el, experimental }) {
     const row = Math.floor(position / g.columns);
     tile.style.left = `${(position % g.columns) * g.width}px`;
     tile.style.top = `${row * g.height}px`;
-    tile.style.width = `${g.width - 4}px`;
+    tile.style.width = `${g.width - 2 * MARGIN}px`;
     tile.dataset.position = String(position);
     return tile;
   }
