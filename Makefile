@@ -3,15 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
+LABEXT := src/cryolab/labextension/package.json
 
-.PHONY: demo test lint typecheck unit lab bench install lock clean browser
+.PHONY: demo test lint typecheck unit lab bench install lock clean browser display system-deps extension
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Installs the pinned development environment and cryolab itself (editable).
-$(STAMP): $(PY) pyproject.toml requirements/dev.lock
+$(STAMP): $(PY) pyproject.toml requirements/dev.lock $(LABEXT)
 	$(PY) -m pip install --quiet -r requirements/dev.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	# what a wheel installs as data files (an editable install does not): the server extension on
@@ -20,6 +21,19 @@ $(STAMP): $(PY) pyproject.toml requirements/dev.lock
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The JupyterLab extension (the run-graph panel, extension/), built into src/cryolab/labextension/
+# (gitignored; a wheel carries it as share/jupyter/labextensions/cryolab) and linked into the venv
+# as `jupyter labextension develop` does. Needs node >= 18 and npm; jupyter-builder comes from
+# the lockfile.
+$(LABEXT): $(PY) requirements/dev.lock $(wildcard extension/*.json extension/src/*.ts extension/style/*)
+	$(PY) -m pip install --quiet -r requirements/dev.lock
+	cd extension && npm ci --no-audit --no-fund && PATH="$(abspath $(VENV))/bin:$$PATH" npm run build
+	mkdir -p $(VENV)/share/jupyter/labextensions
+	ln -sfn $(abspath $(dir $(LABEXT))) $(VENV)/share/jupyter/labextensions/cryolab
+	touch $(LABEXT)
+
+extension: $(LABEXT)
 
 demo: $(STAMP)
 	$(VENV)/bin/cryolab demo --path demo-project
@@ -43,6 +57,17 @@ browser:
 	command -v chromium >/dev/null 2>&1 || { apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
+# Xvfb and the X/GL libraries Qt needs, for the napari tests (as root; without them those tests
+# skip, except under CI).
+display:
+	command -v Xvfb >/dev/null 2>&1 && ldconfig -p | grep -q libxcb-icccm.so.4 || { \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q xvfb \
+		libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0 \
+		libxcb-render-util0 libxcb-shape0 libgl1-mesa-dri libegl1; }
+
+# Everything outside Python that the tests use (.ci/run calls it before `make test`).
+system-deps: browser display
+
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
@@ -52,7 +77,7 @@ lab: $(STAMP)
 
 # Regenerates the lockfile from pyproject.toml (needs `uv`).
 lock:
-	uv pip compile pyproject.toml --extra dev --extra jupyter --python-version 3.10 -o requirements/dev.lock --no-header
+	uv pip compile pyproject.toml --extra dev --extra jupyter --extra napari --python-version 3.10 -o requirements/dev.lock --no-header
 
 clean:
 	rm -rf $(VENV) demo-project build src/*.egg-info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(SUPPORT), *filter(None, [os.environ.get("PYTHONPATH")])]
 )
 os.environ["CRYOLAB_PLUGINS"] = "testplugin=testplugin:plugin"
+# the record of recent projects (cryolab.core.recent) of the tests, not the user's
+os.environ["CRYOLAB_DATA"] = tempfile.mkdtemp(prefix="cryolab-data-")
 
 
 @pytest.fixture(autouse=True)

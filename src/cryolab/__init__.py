@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cryolab._labextension import _jupyter_labextension_paths as _jupyter_labextension_paths
 from cryolab._version import __version__
 
 if TYPE_CHECKING:

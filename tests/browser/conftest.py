@@ -55,7 +55,10 @@ class Lab:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"null")
 
-    def page_url(self, path: str) -> str:
+    def page_url(self, path: str, front: str = "lab") -> str:
+        """The page of a notebook in JupyterLab (``front="lab"``) or Notebook 7 (``"notebook"``)."""
+        if front == "notebook":
+            return f"{self.url}/notebooks/{path}?token={TOKEN}"
         # a workspace of its own, reset: a page never reopens the notebooks of an earlier test
         workspace = Path(path).stem
         return f"{self.url}/lab/workspaces/{workspace}/tree/{path}?reset&token={TOKEN}"
@@ -72,7 +75,8 @@ def chromium() -> Path:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[Lab]:
-    """JupyterLab on a free local port, its root a temporary folder, the news toast off."""
+    """JupyterLab on a free local port, its root a temporary folder, the news toast off; the
+    cryolab REST API serves the projects made directly in that folder."""
     root = tmp_path_factory.mktemp("lab")
     settings = root / ".settings"
     settings.mkdir()
@@ -93,7 +97,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[La
         f"--ServerApp.token={TOKEN}",
         f"--ServerApp.root_dir={root}",
         "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
         f"--LabServerApp.app_settings_dir={settings}",
+        # the cryolab REST API (the run-graph panel) serves the projects made in the lab's folder
+        f"--CryolabServer.projects={root}",
     ]
     log = (root / "lab.log").open("w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -118,8 +125,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[La
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Any]:
+    """Chromium driven by Playwright's sync API, per test module: the API keeps an event loop
+    running in this thread while it is open, which the asyncio tests of later modules (the
+    server extension's) must not find."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
@@ -144,15 +154,16 @@ def screenshot(page: Any, name: str) -> Path:
     return path
 
 
-def open_notebook(page: Any, lab: Lab, name: str, cells: list[str]) -> None:
-    """Write a notebook of ``cells`` into the lab's folder, open it and run all its cells."""
+def open_notebook(page: Any, lab: Lab, name: str, cells: list[str], front: str = "lab") -> None:
+    """Write a notebook of ``cells`` into the lab's folder, open it (in JupyterLab, or in
+    Notebook 7 with ``front="notebook"``) and run all its cells."""
     import nbformat
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(notebook, lab.root / name)
-    page.goto(lab.page_url(name))
+    page.goto(lab.page_url(name, front))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     # "Run All" before the kernel is ready is silently ignored: wait for it to be idle
     page.wait_for_function(
@@ -162,4 +173,5 @@ def open_notebook(page: Any, lab: Lab, name: str, cells: list[str]) -> None:
         " && w.sessionContext.session.kernel.status === 'idle'; }",
         timeout=60_000,
     )
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # started, not awaited: the command's promise settles only when every cell has run
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")

@@ -245,3 +245,39 @@ def test_scroll_a_million_particles_and_make_a_subset_of_a_range(
         assert len(subset) == chosen
     finally:
         project.close()
+
+
+def test_thumbnails_load_from_the_server_while_the_kernel_is_busy(
+    page: Any, lab: Lab, particles: Particles
+) -> None:
+    cells = [
+        "from cryolab.core.project import open_project\n"
+        f"project = open_project({str(particles.folder)!r}, create=False)\n"
+        f"source = project.get_run({particles.run_id}).out.particles",
+        "source.gallery()",
+        "import time\ntime.sleep(60)  # the kernel is busy: comm messages wait",
+    ]
+    open_notebook(page, lab, "busy.ipynb", cells)
+    page.locator(".cryolab-gallery").wait_for(timeout=120_000)
+    page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+        " === 'busy'",
+        timeout=60_000,
+    )
+    page.evaluate(
+        """() => { const s = document.querySelector(".cryolab-gallery .cg-scroll");
+        s.scrollTop = 0.5 * (s.scrollHeight - s.clientHeight); }"""
+    )
+    page.wait_for_function(
+        f"""() => {{ const tiles = ({TILE_STATE})();
+        return tiles.length > 0 && tiles.every(([p, loading]) => p > 400000 && !loading); }}""",
+        timeout=20_000,
+    )
+    position = page.evaluate(f"() => ({TILE_STATE})()[0][0]")
+    assert page.evaluate(CANVAS, position) == expected_thumbnail(particles.images, position)
+    screenshot(page, "gallery-busy-kernel")
+    still_busy = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+    )
+    assert still_busy == "busy"  # so these thumbnails came from the server, not the kernel
+    page.evaluate("window.jupyterapp.commands.execute('kernelmenu:interrupt')")

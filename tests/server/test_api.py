@@ -349,3 +349,22 @@ def test_every_endpoint_requires_authentication(
     # the check is live: an undecorated handler would have been reported
     with pytest.warns(JupyterServerAuthWarning, match="GET of Unguarded"):
         app.web_app.add_handlers(".*$", [("/unguarded", Unguarded)])
+
+
+async def test_recent_projects_inside_the_server_root_are_served(
+    jp_fetch: Fetch, lab: Lab, jp_root_dir: Any, tmp_path: Any
+) -> None:
+    from cryolab.core.project import open_project
+
+    inside = open_project(jp_root_dir / "notebook-project")  # opened in a notebook, say
+    outside = open_project(tmp_path / "elsewhere-project")
+    try:
+        listed = body(await api(jp_fetch, "projects"))["projects"]
+        paths = {entry["path"] for entry in listed}
+        assert str(inside.path.resolve()) in paths
+        assert str(outside.path.resolve()) not in paths
+        graph = await api(jp_fetch, "projects", project_id(outside.path.resolve()), "graph")
+        assert graph.code == 404
+    finally:
+        inside.close()
+        outside.close()

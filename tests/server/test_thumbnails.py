@@ -104,7 +104,7 @@ async def test_a_page_is_the_kernels_page(jp_fetch: Fetch, gallery_project: Proj
     )
     assert answer["total"] == expected.total and answer["count"] == 10
     assert answer["uids"] == [str(u) for u in expected.uids]
-    assert answer["labels"] == expected.labels
+    assert answer["labels"] == expected.json_labels()
     tiles = np.frombuffer(base64.b64decode(answer["thumbnails"]), dtype=np.uint8)
     np.testing.assert_array_equal(tiles.reshape(10, 32, 32), expected.thumbnails)
 

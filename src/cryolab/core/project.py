@@ -8,6 +8,7 @@ graph. Editing operations (copy, delete, label) live in :mod:`cryolab.core.editi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -20,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cryolab.core import config, database
+from cryolab.core import config, database, recent
 from cryolab.core.errors import ParameterError, ProjectError, RunNotFoundError
 from cryolab.core.params import InputParam, Issue, is_reference, split_reference
 from cryolab.core.plugins import registry
@@ -33,14 +34,26 @@ from cryolab.core.sets import Set, set_type
 RESERVED_OUTPUT_NAMES = frozenset({"items", "keys", "values", "get"})
 
 
+def project_id(path: Path) -> str:
+    """The stable id of the project at ``path``: 12 hex digits of the SHA-256 of the resolved
+    path (the server extension's URLs name projects by it)."""
+    return hashlib.sha256(str(Path(path).resolve()).encode("utf-8")).hexdigest()[:12]
+
+
 def open_project(path: str | os.PathLike[str], create: bool = True) -> Project:
-    """Open the project at ``path``, creating it when absent and ``create`` is true."""
+    """Open the project at ``path``, creating it when absent and ``create`` is true.
+
+    The project is recorded among the user's recent projects (:mod:`cryolab.core.recent`).
+    """
     folder = Path(path).expanduser()
     if (folder / database.DB_NAME).exists():
-        return Project(folder)
-    if not create:
+        opened = Project(folder)
+    elif not create:
         raise ProjectError(f"no cryolab project at {folder}")
-    return Project.create(folder)
+    else:
+        opened = Project.create(folder)
+    recent.remember(opened.path)
+    return opened
 
 
 def as_reference(value: Any) -> Any:

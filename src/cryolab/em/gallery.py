@@ -46,6 +46,7 @@ PATH = "image.path"
 INDEX = "image.index"
 MAX_COUNT = 1000  # items per page at most
 MAX_SIZE = 512  # thumbnail side in pixels at most
+EXACT_IN_JAVASCRIPT = 2**53 - 1  # larger integers lose digits as JavaScript numbers
 CACHED_ORDERS = 8  # (sort, filter) queries whose row order is kept
 
 
@@ -100,6 +101,20 @@ class Page:
 
     def __len__(self) -> int:
         return int(self.rows.size)
+
+    def json_labels(self) -> dict[str, list[Any]]:
+        """The labels for JSON: integers beyond JavaScript's exact range (uids) become text."""
+        return {
+            name: [
+                str(v)
+                if isinstance(v, (int, np.integer))
+                and not isinstance(v, bool)
+                and abs(int(v)) > EXACT_IN_JAVASCRIPT
+                else v
+                for v in values
+            ]
+            for name, values in self.labels.items()
+        }
 
 
 class ImagePages:

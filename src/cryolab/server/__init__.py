@@ -31,7 +31,7 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
         The starting server; its configuration may hold ``c.CryolabServer.projects``.
     """
     options = CryolabServer(parent=server_app)
-    registry = ProjectRegistry(options.projects)
+    registry = ProjectRegistry(options.projects, root=server_app.root_dir)
     setup_handlers(server_app.web_app, registry)
     server_app.log.info(
         "cryolab API at %scryolab/api/ (projects configured in Jupyter: %s)",

@@ -8,6 +8,10 @@ A folder is *registered* by any of
   or ``$CRYOLAB_CONFIG``) and the ``CRYOLAB_PROJECTS`` environment variable (folders separated
   by ``os.pathsep``), read again on every request (see :mod:`cryolab.core.config`).
 
+* having been opened lately by this user (:mod:`cryolab.core.recent`) *and* lying inside the
+  Jupyter server's root folder, whose files the server exposes anyway: a project made in a
+  notebook is served with no configuration, and nothing outside the root is reached that way.
+
 A registered folder is served if it is a project itself (it holds ``project.sqlite``);
 otherwise its direct subfolders that are projects are served, provided they resolve inside the
 registered folder (a symlink that leads out of it is ignored). Nothing else is ever opened.
@@ -18,7 +22,6 @@ does not depend on the order of registration and stays the same across server re
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Iterable
@@ -27,17 +30,13 @@ from pathlib import Path
 from traitlets import List, Unicode
 from traitlets.config import Configurable
 
-from cryolab.core import config, database
+from cryolab.core import config, database, recent
 from cryolab.core.errors import CryolabError
+from cryolab.core.project import project_id
 
 log = logging.getLogger(__name__)
 
 PROJECT_ID = re.compile(r"[0-9a-f]{12}")
-
-
-def project_id(path: Path) -> str:
-    """The stable id of the project at the resolved ``path``."""
-    return hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:12]
 
 
 def inside(path: Path, root: Path) -> bool:
@@ -69,10 +68,13 @@ class ProjectRegistry:
     folders
         Folders registered through the Jupyter configuration; the cryolab configuration
         (file and environment) is added to them each time the registry is read.
+    root
+        The Jupyter server's root folder: recently opened projects inside it are served too.
     """
 
-    def __init__(self, folders: Iterable[str] = ()) -> None:
+    def __init__(self, folders: Iterable[str] = (), root: str | Path | None = None) -> None:
         self.folders = list(folders)
+        self.root = Path(root).expanduser().resolve() if root is not None else None
 
     def registered(self) -> list[Path]:
         """Every registered folder, resolved, without duplicates (missing ones skipped)."""
@@ -107,6 +109,10 @@ class ProjectRegistry:
                 ]
             for path in candidates:
                 served.setdefault(project_id(path), path)
+        if self.root is not None:
+            for folder in recent.recent():
+                if folder.is_dir() and _is_project(folder) and inside(folder, self.root):
+                    served.setdefault(project_id(folder.resolve()), folder.resolve())
         return served
 
     def find(self, identifier: str) -> Path | None:

@@ -88,7 +88,7 @@ class PageHandler(CryolabHandler):
                 "total": page.total,
                 "size": size,
                 "uids": [str(u) for u in page.uids],
-                "labels": page.labels,
+                "labels": page.json_labels(),
                 "errors": list(page.errors),
                 "thumbnails": base64.b64encode(page.thumbnails.tobytes()).decode("ascii"),
             }

@@ -24,7 +24,7 @@ from anywidget.experimental import command
 from numpy.typing import NDArray
 
 from cryolab.core.errors import CryolabError
-from cryolab.core.project import Project
+from cryolab.core.project import Project, project_id
 from cryolab.core.runs import OutputRef, Run
 from cryolab.core.sets import Set
 from cryolab.em.gallery import MAX_COUNT, ImagePages, Query
@@ -35,19 +35,6 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 Reply = tuple[dict[str, Any], list[bytes]]
-EXACT_IN_JAVASCRIPT = 2**53 - 1  # larger integers lose digits as JavaScript numbers
-
-
-def _exact(values: list[Any]) -> list[Any]:
-    """Label values for JSON: integers beyond JavaScript's exact range (uids) go as text."""
-    return [
-        str(v)
-        if isinstance(v, (int, np.integer))
-        and not isinstance(v, bool)
-        and abs(int(v)) > EXACT_IN_JAVASCRIPT
-        else v
-        for v in values
-    ]
 
 
 def _answering(handler: Callable[[Gallery, dict[str, Any]], Reply]) -> Any:
@@ -104,6 +91,7 @@ class Gallery(anywidget.AnyWidget):  # type: ignore[misc]
     can_subset = traitlets.Bool(False).tag(sync=True)
     subset_run = traitlets.Int(0).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
+    server_page = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -132,6 +120,7 @@ class Gallery(anywidget.AnyWidget):  # type: ignore[misc]
             labels=list(labels),
             size=size,
             can_subset=source is not None and self.project is not None,
+            server_page=_server_page(source),
         )
         self.sort, self.descending, self.where = sort, descending, where
         if self.error:
@@ -232,7 +221,7 @@ class Gallery(anywidget.AnyWidget):  # type: ignore[misc]
             "total": page.total,
             "size": self.size,
             "uids": [str(u) for u in page.uids],  # 64-bit: beyond JavaScript's exact integers
-            "labels": {name: _exact(values) for name, values in page.labels.items()},
+            "labels": page.json_labels(),
             "selected": self._flags(page.uids),
             "errors": list(page.errors),
         }
@@ -273,6 +262,17 @@ class Gallery(anywidget.AnyWidget):  # type: ignore[misc]
     def _subset(self, msg: dict[str, Any]) -> Reply:
         """Create the subset run; ``{run}`` is its id."""
         return {"run": self.make_subset(str(msg.get("label", ""))).id}, []
+
+
+def _server_page(source: OutputRef | None) -> str:
+    """The server extension's page route of a run output (``cryolab.server.thumbnails``),
+    relative to the Jupyter base URL; ``""`` for a set that is not a run's output."""
+    if source is None:
+        return ""
+    return (
+        f"cryolab/api/projects/{project_id(source.project.path)}/runs/{source.run_id}"
+        f"/outputs/{source.name}/page"
+    )
 
 
 def gallery(images: Set | OutputRef, **options: Any) -> Gallery:

@@ -154,26 +154,60 @@ function render({ model, el, experimental }) {
     return tile;
   }
 
+  // Pages come from the Jupyter server (cryolab.server.thumbnails) when it serves this
+  // output, so they load while the kernel is busy; otherwise, or if the server says no, over
+  // the widget's comm. Selection flags always come from the kernel (refreshFlags).
+  let useServer = Boolean(model.get("server_page"));
+
+  async function fromServer(number) {
+    const config = JSON.parse(document.getElementById("jupyter-config-data")?.textContent || "{}");
+    const base = config.baseUrl || "/";
+    const query = new URLSearchParams({
+      start: String(number * PAGE), count: String(PAGE), size: String(model.get("size")),
+      sort: model.get("sort"), descending: model.get("descending") ? "1" : "0",
+      where: model.get("where"), labels: model.get("labels").join(","),
+    });
+    const headers = config.token ? { Authorization: `token ${config.token}` } : {};
+    const response = await fetch(`${base}${model.get("server_page")}?${query}`, {
+      headers, credentials: "same-origin", signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+    if (!response.ok) throw new Error(`server answered ${response.status}`);
+    const meta = await response.json();
+    const raw = atob(meta.thumbnails);
+    const pixels = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) pixels[i] = raw.charCodeAt(i);
+    return { ...meta, pixels, selected: new Array(meta.count).fill(false), served: true };
+  }
+
+  async function fromKernel(number) {
+    const [meta, buffers] = await invoke(experimental, "_page", { start: number * PAGE, count: PAGE });
+    if (meta.error) return meta;
+    const view = buffers[0];
+    return { ...meta, pixels: new Uint8Array(view.buffer, view.byteOffset, view.byteLength) };
+  }
+
   async function request(number) {
     if (pending.has(number)) return;
     pending.add(number);
     const version = model.get("version");
     try {
-      const [meta, buffers] = await invoke(experimental, "_page", {
-        start: number * PAGE,
-        count: PAGE,
-      });
+      let page = null;
+      if (useServer) {
+        try {
+          page = { ...(await fromServer(number)), version };
+        } catch (failure) {
+          useServer = false; // not served here (no extension, or not registered): the comm
+        }
+      }
+      if (page === null) page = await fromKernel(number);
       if (!alive) return;
-      if (meta.error) {
-        note = meta.error;
-      } else if (meta.version === model.get("version") && meta.size === model.get("size")) {
-        const view = buffers[0];
-        pages.set(number, {
-          ...meta,
-          pixels: new Uint8Array(view.buffer, view.byteOffset, view.byteLength),
-        });
-        if (meta.errors.length) note = `${meta.errors.length} image(s) unreadable`;
+      if (page.error) {
+        note = page.error;
+      } else if (page.version === model.get("version") && page.size === model.get("size")) {
+        pages.set(number, page);
+        if (page.errors.length) note = `${page.errors.length} image(s) unreadable`;
         schedule();
+        if (page.served) refreshFlags();
       }
     } catch (failure) {
       note = `page ${number + 1} failed: ${failure}`;
