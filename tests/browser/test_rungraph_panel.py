@@ -121,3 +121,83 @@ def test_panel_draws_the_run_graph_and_follows_a_new_run(
     cell = page.locator(".jp-Notebook .jp-Cell").first
     expect(cell).to_contain_text(".get_run(2).form()", timeout=60_000)
     expect(page.locator(".cryolab-form")).to_be_visible(timeout=120_000)
+
+
+def _open_panel(page: Any, lab: Lab, project: Project, workspace: str) -> Any:
+    """The run-graph panel, opened in a fresh workspace, showing ``project``."""
+    from playwright.sync_api import expect
+
+    if not _panel_installed(lab):
+        pytest.fail("the cryolab lab extension is not installed: `make extension` builds it")
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}?reset&token={TOKEN}")
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.commands"
+        " && window.jupyterapp.commands.hasCommand('cryolab:open-run-graph')",
+        timeout=60_000,
+    )
+    page.evaluate(
+        "async () => { await window.jupyterapp.restored;"
+        " await window.jupyterapp.commands.execute('cryolab:open-run-graph'); }"
+    )
+    panel = page.locator(".cryolab-RunGraphPanel")
+    expect(panel).to_be_visible(timeout=30_000)
+    identifier = project_id(Path(project.path).resolve())
+    selector = panel.locator("select.cryolab-project-select")
+    expect(selector.locator(f"option[value='{identifier}']")).to_have_count(1, timeout=30_000)
+    selector.select_option(identifier)
+    return panel
+
+
+def test_panel_aborts_a_running_run_and_opens_an_output_in_a_gallery(
+    page: Any, lab: Lab, tmp_path: Path
+) -> None:
+    import numpy as np
+    from playwright.sync_api import expect
+
+    from cryolab.em.imageio import write_stack
+    from cryolab.em.objects import SetOfParticles
+
+    project = open_project(lab.root / "actions-project")
+    try:
+        images = np.random.default_rng(2).normal(size=(12, 16, 16)).astype(np.float32)
+        stack = write_stack(lab.root / "actions.mrcs", images, 2.0)
+        project.add_imported_run(
+            "external.job",
+            {
+                "program": "test",
+                "job": "particles",
+                "output_names": ["particles"],
+                "output_types": ["SetOfParticles"],
+            },
+            {
+                "particles": SetOfParticles(
+                    {"image.path": [str(stack)] * 12, "image.index": np.arange(1, 13)}
+                )
+            },
+        )
+        slow = project.run("test.count", steps=4, delay=30.0)  # a run to abort
+        panel = _open_panel(page, lab, project, "actions")
+        node = panel.locator(f"g.cryolab-node[data-run='{slow.id}']")
+        expect(node).to_have_attribute("data-status", "running", timeout=60_000)
+        node.click()
+        details = panel.locator(".cryolab-details")
+        abort = details.locator("button[data-action='abort']")
+        expect(abort).to_be_enabled(timeout=10_000)
+        abort.click()
+        expect(node).to_have_attribute("data-status", "aborted", timeout=30_000)
+        assert project.get_run(slow.id).status == "aborted"
+
+        panel.locator("g.cryolab-node[data-run='1']").click()
+        expect(details.locator("h2")).to_have_text("Run 1: external.job")
+        details.locator("li[data-output='particles'] button[data-action='gallery']").click()
+        expect(page.locator(".jp-Notebook .jp-Cell").first).to_contain_text(
+            ".get_run(1).out.particles.gallery()", timeout=60_000
+        )
+        expect(page.locator(".cryolab-gallery .cg-status")).to_contain_text(
+            "12 items", timeout=120_000
+        )
+        screenshot(page, "rungraph-panel-actions")
+    finally:
+        for run in project.runs():
+            run.abort(grace=1)
+        project.close()
