@@ -47,34 +47,42 @@ def _status(page: Any, run: int) -> str | None:
     return node.get_attribute("data-status") if node.count() else None
 
 
-def test_panel_draws_the_run_graph_and_follows_a_new_run(
-    page: Any, lab: Lab, graph_project: Project
-) -> None:
+def _open_panel(page: Any, lab: Lab, project: Project, workspace: str) -> Any:
+    """The run-graph panel, opened in a fresh workspace (after the workspace is restored,
+    which would otherwise collapse the sidebar again), showing ``project``."""
     from playwright.sync_api import expect
 
     if not _panel_installed(lab):
         pytest.fail("the cryolab lab extension is not installed: `make extension` builds it")
-    page.goto(f"{lab.url}/lab/workspaces/rungraph?reset&token={TOKEN}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands", timeout=60_000)
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}?reset&token={TOKEN}")
     page.wait_for_function(
-        "() => window.jupyterapp.commands.hasCommand('cryolab:open-run-graph')", timeout=60_000
+        "() => window.jupyterapp && window.jupyterapp.commands"
+        " && window.jupyterapp.commands.hasCommand('cryolab:open-run-graph')",
+        timeout=60_000,
     )
-    assert (
-        page.evaluate("window.jupyterapp.commands.label('cryolab:open-run-graph')")
-        == "cryolab: Open Run Graph"
-    )
-    # after the workspace is restored, which would otherwise collapse the sidebar again
     page.evaluate(
         "async () => { await window.jupyterapp.restored;"
         " await window.jupyterapp.commands.execute('cryolab:open-run-graph'); }"
     )
     panel = page.locator(".cryolab-RunGraphPanel")
     expect(panel).to_be_visible(timeout=30_000)
-
-    identifier = project_id(Path(graph_project.path).resolve())
+    identifier = project_id(Path(project.path).resolve())
     selector = panel.locator("select.cryolab-project-select")
     expect(selector.locator(f"option[value='{identifier}']")).to_have_count(1, timeout=30_000)
     selector.select_option(identifier)
+    return panel
+
+
+def test_panel_draws_the_run_graph_and_follows_a_new_run(
+    page: Any, lab: Lab, graph_project: Project
+) -> None:
+    from playwright.sync_api import expect
+
+    panel = _open_panel(page, lab, graph_project, "rungraph")
+    assert (
+        page.evaluate("window.jupyterapp.commands.label('cryolab:open-run-graph')")
+        == "cryolab: Open Run Graph"
+    )
 
     nodes = panel.locator("g.cryolab-node")
     expect(nodes).to_have_count(4, timeout=30_000)
@@ -121,31 +129,6 @@ def test_panel_draws_the_run_graph_and_follows_a_new_run(
     cell = page.locator(".jp-Notebook .jp-Cell").first
     expect(cell).to_contain_text(".get_run(2).form()", timeout=60_000)
     expect(page.locator(".cryolab-form")).to_be_visible(timeout=120_000)
-
-
-def _open_panel(page: Any, lab: Lab, project: Project, workspace: str) -> Any:
-    """The run-graph panel, opened in a fresh workspace, showing ``project``."""
-    from playwright.sync_api import expect
-
-    if not _panel_installed(lab):
-        pytest.fail("the cryolab lab extension is not installed: `make extension` builds it")
-    page.goto(f"{lab.url}/lab/workspaces/{workspace}?reset&token={TOKEN}")
-    page.wait_for_function(
-        "() => window.jupyterapp && window.jupyterapp.commands"
-        " && window.jupyterapp.commands.hasCommand('cryolab:open-run-graph')",
-        timeout=60_000,
-    )
-    page.evaluate(
-        "async () => { await window.jupyterapp.restored;"
-        " await window.jupyterapp.commands.execute('cryolab:open-run-graph'); }"
-    )
-    panel = page.locator(".cryolab-RunGraphPanel")
-    expect(panel).to_be_visible(timeout=30_000)
-    identifier = project_id(Path(project.path).resolve())
-    selector = panel.locator("select.cryolab-project-select")
-    expect(selector.locator(f"option[value='{identifier}']")).to_have_count(1, timeout=30_000)
-    selector.select_option(identifier)
-    return panel
 
 
 def test_panel_aborts_a_running_run_and_opens_an_output_in_a_gallery(
