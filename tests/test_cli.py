@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import cryolab
 from conftest import database_dump
 from cryolab.cli import main
 from cryolab.core.project import Project
@@ -262,6 +263,24 @@ def test_status_log_and_graph(cli: Cli, project: Project, path: str) -> None:
     assert "total (1)" in lines[1]
 
 
+def test_status_json_shows_the_provenance(
+    cli: Cli, project: Project, path: str, table: Path
+) -> None:
+    make_chain(cli, path, table)
+    wait_for(project, 2, "finished")
+    status = cli.json("status", path, "2")
+    record = status["provenance"]
+    assert record == project.get_run(2).provenance
+    assert record["params"] == status["params"]
+    assert record["versions"]["cryolab"] == cryolab.__version__
+    assert [(i["param"], i["ref"], i["rows"]) for i in record["inputs"]] == [
+        ("source", "1.rows", 9)
+    ]
+    assert record["started"] <= record["finished"]
+    assert record["peak_memory"]["peak"] > 0
+    assert cli.json("status", path, "1")["provenance"]["inputs"] == []
+
+
 def test_status_of_a_missing_run(cli: Cli, path: str) -> None:
     assert "no run 5" in cli.error("status", path, "5")
     assert "no run 5" in cli.error("log", path, "5")
@@ -497,3 +516,33 @@ def test_console_script(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "cryolab run: error: unknown protocol 'sets.subst'; did you mean sets.subset, sets.split?"
     ]
+
+
+# -- compare -----------------------------------------------------------------------------------
+def test_compare_text_and_json(cli: Cli, path: str, table: Path) -> None:
+    assert cli("run", path, "sets.import_table", f"files={table}", "--executor", "sync")[0] == 0
+    assert cli("run", path, "sets.subset", "source=1.rows", "where=x > 5", "--wait")[0] == 0
+    assert cli("run", path, "sets.subset", "source=1.rows", "where=x > 2", "--wait")[0] == 0
+    code, out, err = cli("compare", path, "2", "3")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "compare run 2 (sets.subset, finished) with run 3 (sets.subset, finished)"
+    assert any(line.split() == ["where", "x", ">", "5", "x", ">", "2"] for line in lines)
+    assert any(line.split() == ["count", "3", "6"] for line in lines)
+    assert "  uids: 3 shared, 0 only in 2, 3 only in 3 (2 is contained in 3)" in lines
+
+    data = cli.json("compare", path, "2", "3")
+    assert set(data) == {"a", "b", "params", "outputs"}
+    assert data["params"]["changed"] == [{"name": "where", "a": "x > 5", "b": "x > 2"}]
+    out = data["outputs"]["subset"]
+    assert set(out) == {"a", "b", "uids", "columns", "distributions"}
+    assert (out["a"]["count"], out["b"]["count"]) == (3, 6)
+    assert out["uids"]["relation"] == "a_in_b"
+    assert set(out["distributions"]) == {"x", "y"}
+    assert set(out["distributions"]["x"]) == {"a", "b", "ks"}
+
+
+def test_compare_errors(cli: Cli, path: str, table: Path) -> None:
+    assert cli("run", path, "sets.import_table", f"files={table}", "--executor", "sync")[0] == 0
+    assert "no run 7" in cli.error("compare", path, "1", "7")
+    assert "a run id is a number, got 'x'" in cli.error("compare", path, "x", "1")

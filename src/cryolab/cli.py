@@ -160,7 +160,8 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     project = _project(args.path)
-    info = _run_info(project, _run_id(args.run))
+    run_id = _run_id(args.run)
+    info = {**_run_info(project, run_id), "provenance": project.get_run(run_id).provenance}
     outputs = ", ".join(
         f"{k} ({v['count']} {v['type']}, {v['state']})" for k, v in info["outputs"].items()
     )
@@ -203,6 +204,12 @@ def cmd_graph(args: argparse.Namespace) -> int:
             f"{node['id']:4d} {node['protocol']:22s} [{node['status']}] "
             f"<- {src}  -> {outs}{'  ' + node['label'] if node['label'] else ''}"
         )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    comparison = _project(args.path).compare(_run_id(args.run_a), _run_id(args.run_b))
+    _emit(comparison.to_dict(), args.json, str(comparison))
     return 0
 
 
@@ -346,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--tail", type=int, default=None)
     add("abort", cmd_abort, "stop a run").add_argument("run")
     add("graph", cmd_graph, "show the run graph").add_argument("--json", action="store_true")
+    compare = add("compare", cmd_compare, "compare two runs: parameters and outputs")
+    compare.add_argument("run_a", metavar="RUN_A")
+    compare.add_argument("run_b", metavar="RUN_B")
+    compare.add_argument("--json", action="store_true")
     export = add("export", cmd_export, "export runs as a workflow template (JSON)")
     export.add_argument("-o", "--output", required=True)
     export.add_argument("--runs", default="", help="comma-separated run ids (default: all)")

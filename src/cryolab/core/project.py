@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cryolab.core import config, database, recent
+from cryolab.core.compare import Comparison, compare_runs
 from cryolab.core.errors import ParameterError, ProjectError, RunNotFoundError
 from cryolab.core.params import InputParam, Issue, is_reference, split_reference
 from cryolab.core.plugins import registry
@@ -528,6 +529,14 @@ class Project:
         run = self.get_run(run_id)
         protocol = registry.get(run.protocol)(run.params)
         return protocol.summary({k: v.count for k, v in run.out.items()})
+
+    def compare(self, a: int | str, b: int | str) -> Comparison:
+        """Compare runs ``a`` and ``b``: parameter and output differences.
+
+        See :mod:`cryolab.core.compare`; the result prints as text, shows as an HTML table in
+        notebooks and gives its data with ``to_dict()``.
+        """
+        return compare_runs(self, a, b)
 
     def events(self, since: int = 0) -> list[dict[str, Any]]:
         """Events after id ``since`` (status changes, creations, ...), for observers."""

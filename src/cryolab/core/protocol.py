@@ -279,6 +279,14 @@ class Protocol:
             text += ": " + ", ".join(f"{k}: {v} items" for k, v in output_sizes.items())
         return text
 
+    def program_versions(self) -> dict[str, str]:
+        """The versions of the external programs this protocol wraps, for its runs' provenance.
+
+        Called once per run, in the run process. Protocols wrapping programs override it, e.g.
+        to return ``{"relion": "5.0.0"}``; the default wraps none.
+        """
+        return {}
+
     def methods(self) -> str:
         """A methods paragraph for reports, citing :attr:`citations`."""
         return f"The {self.label or self.name} protocol of cryolab was used."

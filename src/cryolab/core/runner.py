@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cryolab.core import database
+from cryolab.core import database, provenance
 
 log = logging.getLogger("cryolab.runner")
 POLL_SECONDS = 0.25
@@ -59,31 +59,59 @@ def main(argv: list[str] | None = None) -> int:
         "UPDATE runs SET pid = ?, pid_start = ?, host = ? WHERE id = ?",
         (os.getpid(), process_start_time(os.getpid()), socket.gethostname(), run_id),
     )
+    recorder: provenance.Recorder | None = None
     try:
         if not _wait_for_inputs(connection, run_id):
             return 1
-        database.set_status(connection, run_id, "running", started=time.time(), error=None)
+        started = time.time()
+        database.set_status(connection, run_id, "running", started=started, error=None)
         _setup_logging(folder, connection, run_id)
+        recorder = provenance.start(folder, connection, run_id, started)
         _execute(folder, connection, run_id)
     except Aborted:
         log.warning("run %d aborted", run_id)
-        database.set_status(
-            connection, run_id, "aborted", finished=time.time(), error="aborted by the user"
-        )
+        _end(connection, run_id, recorder, "aborted", error="aborted by the user")
         return 2
     except Exception as exc:
         log.error("run %d failed: %s\n%s", run_id, exc, traceback.format_exc())
-        database.set_status(
-            connection,
-            run_id,
-            "failed",
-            finished=time.time(),
-            error=f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc),
-        )
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
+        _end(connection, run_id, recorder, "failed", error=error)
         return 1
-    database.set_status(connection, run_id, "finished", finished=time.time())
+    _end(connection, run_id, recorder, "finished")
     log.info("run %d finished", run_id)
     return 0
+
+
+def _end(
+    connection: sqlite3.Connection,
+    run_id: int,
+    recorder: provenance.Recorder | None,
+    status: str,
+    **fields: Any,
+) -> None:
+    """Mark the run ended with ``status`` and complete its provenance (end time, memory).
+
+    The provenance is completed first, so a reader that sees the run ended finds it whole;
+    an abort records its status first instead: ``run.abort()`` is waiting for it, and the
+    SIGTERM that ended the run also reached its step workers.
+    """
+    finished = time.time()
+    if status == "aborted":
+        database.set_status(connection, run_id, status, finished=finished, **fields)
+        _finish(recorder, status, finished)
+        return
+    _finish(recorder, status, finished)
+    database.set_status(connection, run_id, status, finished=finished, **fields)
+
+
+def _finish(recorder: provenance.Recorder | None, status: str, finished: float) -> None:
+    """Complete the provenance record; a failure is logged, never raised."""
+    if recorder is None:
+        return
+    try:
+        recorder.finish(status, finished)
+    except Exception as exc:  # provenance must never change how a run ends
+        log.warning("could not complete the provenance: %s", exc)
 
 
 def _wait_for_inputs(connection: sqlite3.Connection, run_id: int) -> bool:

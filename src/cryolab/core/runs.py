@@ -181,6 +181,17 @@ class Run:
         return self.project.path / str(self._row()["folder"])
 
     @property
+    def provenance(self) -> dict[str, Any]:
+        """What the run ran on and with: parameters, input digests, versions, host, times, memory.
+
+        Written by the run's process (see :mod:`cryolab.core.provenance`); empty before the run
+        starts and for imported runs.
+        """
+        from cryolab.core.provenance import read
+
+        return read(self.folder)
+
+    @property
     def out(self) -> RunOutputs:
         """The run's declared outputs."""
         return RunOutputs(self.project._output_refs(self.id))

@@ -122,4 +122,5 @@ def run_details(project: Project, run_id: int, lines: int) -> dict[str, Any]:
         "origin": json.loads(row["origin"]),
         "folder": str(row["folder"]),
         "log": log_tail(project, run, lines),
+        "provenance": run.provenance,
     }
