@@ -87,6 +87,19 @@ export interface IRunDetails {
   steps: Record<string, number>;
   summary: string | null;
   log: string | null;
+  provenance?: IProvenance;
+}
+
+/** What a run recorded about how it ran (`provenance.json`; empty before it started). */
+export interface IProvenance {
+  versions?: Record<string, unknown>;
+  host?: string;
+  gpu?: string | null;
+  seed?: number | null;
+  started?: number | null;
+  finished?: number | null;
+  peak_memory?: Record<string, number | null> | number | null;
+  inputs?: { param: string; ref: string; rows?: number; digest?: string }[] | null;
 }
 
 async function request<T>(

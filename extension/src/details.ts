@@ -2,7 +2,7 @@
  * The details view of one run: status, parameters, inputs and outputs with their counts,
  * summary and the end of the log, with the copy, abort and gallery actions.
  */
-import { IRunDetails } from './api';
+import { IProvenance, IRunDetails } from './api';
 
 /** What the buttons of the details view do. */
 export interface IDetailsActions {
@@ -98,5 +98,48 @@ export function renderDetails(
   if (run.summary) {
     add(section(host, 'Summary'), 'pre', run.summary);
   }
+  if (run.provenance && Object.keys(run.provenance).length > 0) {
+    renderProvenance(section(host, 'Provenance'), run.provenance);
+  }
   add(section(host, 'Log'), 'pre', run.log ?? '', 'cryolab-log');
+}
+
+function when(seconds: number | null | undefined): string {
+  return seconds ? new Date(seconds * 1000).toLocaleString() : '—';
+}
+
+function bytes(value: unknown): string {
+  return typeof value === 'number' ? `${(value / 2 ** 20).toFixed(0)} MiB` : '—';
+}
+
+/** The versions, machine, times and memory a run recorded, as a small table. */
+function renderProvenance(parent: HTMLElement, record: IProvenance): void {
+  const table = add(parent, 'table', undefined, 'cryolab-provenance');
+  const row = (name: string, value: string): void => {
+    const line = add(table, 'tr');
+    add(line, 'th', name);
+    add(line, 'td', value);
+  };
+  for (const [name, value] of Object.entries(record.versions ?? {})) {
+    if (value !== null && typeof value !== 'object') {
+      row(name, String(value));
+    }
+  }
+  row('host', record.host ?? '—');
+  row('GPU', record.gpu ?? 'none');
+  row('seed', record.seed === null || record.seed === undefined ? '—' : String(record.seed));
+  row('started', when(record.started));
+  row('finished', when(record.finished));
+  const memory = record.peak_memory;
+  row(
+    'peak memory',
+    memory !== null && typeof memory === 'object'
+      ? Object.entries(memory)
+          .map(([part, value]) => `${part} ${bytes(value)}`)
+          .join(', ')
+      : bytes(memory)
+  );
+  for (const input of record.inputs ?? []) {
+    row(`input ${input.param}`, `${input.ref}: ${input.digest ?? '?'}`);
+  }
 }

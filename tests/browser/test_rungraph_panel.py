@@ -118,6 +118,12 @@ def test_panel_draws_the_run_graph_and_follows_a_new_run(
     expect(details).to_contain_text("Inputs (1)")
     expect(details).to_contain_text("source ← 1.rows (10)")
     expect(details.locator("li[data-output='subset']")).to_contain_text("5 items")
+    # how it ran: the versions, the machine and its input's digest (run.provenance)
+    provenance = details.locator("table.cryolab-provenance")
+    expect(provenance).to_contain_text("cryolab")
+    expect(provenance).to_contain_text(graph_project.get_run(2).provenance["host"])
+    expect(provenance).to_contain_text("input source")
+    expect(provenance).to_contain_text("sha256:")
     expect(details.locator("button[data-action='abort']")).to_be_disabled()
     expect(panel.locator("g.cryolab-node[data-run='2']")).to_have_class(
         "cryolab-node cryolab-selected"
