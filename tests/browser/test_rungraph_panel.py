@@ -26,14 +26,14 @@ def _panel_installed(lab: Lab) -> bool:
 @pytest.fixture
 def graph_project(lab: Lab) -> Any:
     """A project in the lab's folder (so the API serves it): import → subset (finished),
-    a subset with an unknown column (failed) and a saved subset."""
+    a sum of a column the table lacks (failed) and a saved subset."""
     table = lab.root / "scores.csv"
     table.write_text("score\n" + "".join(f"{i / 10}\n" for i in range(10)))
     project = open_project(lab.root / "rungraph-project")
     rows = project.run("sets.import_table", files=str(table), label="scores").wait(TIMEOUT)
     subset = project.run("sets.subset", source=rows.out.rows, where="score > 0.45")
     subset.wait(TIMEOUT)
-    failing = project.run("sets.subset", source=rows.out.rows, where="nosuch > 1")
+    failing = project.run("test.sum", source=rows.out.rows)  # no 'value' column: it fails
     failing.wait(TIMEOUT, check=False)
     project.save("sets.subset", source=subset.out.subset, where="score > 0.8", label="later")
     yield project

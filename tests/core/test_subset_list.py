@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cryolab.core.errors import ParameterError
@@ -38,3 +40,19 @@ def test_the_list_is_required_and_holds_uids(project: Project) -> None:
         project.run("sets.subset", source=source, mode="list")
     with pytest.raises(ParameterError, match="uid_list"):
         project.run("sets.subset", source=source, mode="list", uid_list=[-4])
+
+
+def test_a_condition_on_a_missing_column_is_refused_before_launch(
+    project: Project, tmp_path: Path
+) -> None:
+    table = tmp_path / "scores.csv"
+    table.write_text("score\n0.1\n0.9\n")
+    rows = project.run("sets.import_table", files=str(table)).wait(60)
+    runs_before = len(project.runs())
+    with pytest.raises(ParameterError, match=r"unknown column 'scroe'; did you mean 'score'\?"):
+        project.run("sets.subset", source=rows.out.rows, where="scroe > 0.5")
+    assert len(project.runs()) == runs_before  # nothing was stored
+    # an input that does not exist yet is checked when the run reads it
+    later = project.save("sets.import_table", files=str(table))
+    saved = project.save("sets.subset", source=later.out.rows, where="scroe > 0.5")
+    assert saved.status == "saved"

@@ -11,7 +11,7 @@ import ast
 import difflib
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,16 @@ def evaluate(expression: str, columns: Mapping[str, Any]) -> NDArray[Any]:
     return mask
 
 
+def unknown_column(name: str, known: Iterable[str]) -> str:
+    """The message for a condition naming a column that is not there: the closest name, if
+    any, and the columns there are."""
+    columns = sorted(known)
+    close = difflib.get_close_matches(name, columns, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listed = columns if len(columns) <= 30 else [*columns[:30], "..."]
+    return f"unknown column {name!r}{hint} Columns: {listed}"
+
+
 def referenced_columns(expression: str) -> set[str]:
     """Return the column names an expression refers to (for validation before a run)."""
     names: set[str] = set(_BACKTICK.findall(expression))
@@ -144,11 +154,8 @@ class _Evaluator:
             return np.asarray(self.columns[name])
         except KeyError:
             names = getattr(self.columns, "columns", None)  # a Set lists its names here
-            known = sorted(names if isinstance(names, list) else map(str, self.columns))
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            listed = known if len(known) <= 30 else [*known[:30], "..."]
-            raise self.fail(f"unknown column {name!r}{hint} Columns: {listed}") from None
+            known = names if isinstance(names, list) else list(map(str, self.columns))
+            raise self.fail(unknown_column(name, known)) from None
 
     def visit(self, node: ast.AST) -> Any:
         if isinstance(node, ast.BoolOp):

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cryolab.core import config, database, recent
+from cryolab.core import config, database, recent, setstore
 from cryolab.core.compare import Comparison, compare_runs
 from cryolab.core.errors import ParameterError, ProjectError, RunNotFoundError
 from cryolab.core.params import InputParam, Issue, is_reference, split_reference
@@ -325,9 +325,30 @@ class Project:
                 continue
             for ref in value if isinstance(value, list) else [value]:
                 issues.extend(self._check_input(name, param, ref))
+        if not issues:
+            issues = instance.check_inputs(self._input_columns(instance))
         if issues:
             raise ParameterError(issues)
         return instance
+
+    def _input_columns(self, instance: Protocol) -> dict[str, list[str]]:
+        """Column names of the single-set inputs whose sets exist (see ``check_inputs``)."""
+        found: dict[str, list[str]] = {}
+        applicable = instance.applicable()
+        for name in instance.inputs():
+            value = instance.values.get(name)
+            if name not in applicable or not isinstance(value, str) or not value:
+                continue
+            run_id, output = split_reference(value)
+            row = self.db.execute(
+                "SELECT path FROM outputs WHERE run_id = ? AND name = ?", (run_id, output)
+            ).fetchone()
+            folder = self.path / row["path"] if row is not None else None
+            if folder is not None and (folder / setstore.MANIFEST).exists():
+                names = setstore.column_names(folder)
+                if names is not None:
+                    found[name] = names
+        return found
 
     def _check_input(self, name: str, param: InputParam, ref: str) -> list[Issue]:
         run_id, output = split_reference(ref)

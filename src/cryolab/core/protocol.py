@@ -264,6 +264,15 @@ class Protocol:
         """Protocol-specific checks across parameters; called when each one is valid alone."""
         return []
 
+    def check_inputs(self, columns: Mapping[str, list[str]]) -> list[Issue]:
+        """Checks against the inputs that exist already, before launch.
+
+        ``columns`` maps an input parameter to the column names of the set it names, for the
+        single-set inputs whose set has rows written (others are absent: the run checks them
+        when it reads them). A condition naming a column that is not there is the usual use.
+        """
+        return []
+
     def declared_outputs(self) -> dict[str, Output]:
         """The outputs this run will have, given its parameter values."""
         return dict(self.outputs)

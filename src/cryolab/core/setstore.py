@@ -105,6 +105,14 @@ def _schema(manifest: Mapping[str, Any]) -> pa.Schema:
     return pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(manifest["schema_fields"])))
 
 
+def column_names(path: str | Path) -> list[str] | None:
+    """The set's column names, read from its manifest; ``None`` before its first batch."""
+    manifest = _read_manifest(Path(path))
+    if manifest["schema_fields"] is None:
+        return None
+    return list(_schema(manifest).names)
+
+
 class SetReader:
     """Follows a set folder that another process may be appending to.
 

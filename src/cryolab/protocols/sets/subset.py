@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from cryolab.core.errors import ExpressionError
-from cryolab.core.expressions import referenced_columns
+from cryolab.core.expressions import referenced_columns, unknown_column
 from cryolab.core.params import (
     BoolParam,
     ChoiceParam,
@@ -79,6 +79,14 @@ class Subset(Protocol):
             except ExpressionError as exc:
                 return [Issue("where", str(exc))]
         return []
+
+    def check_inputs(self, columns: Mapping[str, list[str]]) -> list[Issue]:
+        """A condition naming a column the source set does not have is refused before launch."""
+        if self.values["mode"] != "condition" or "source" not in columns:
+            return []
+        known = columns["source"]
+        missing = sorted(referenced_columns(self.values["where"]) - set(known))
+        return [Issue("where", unknown_column(name, known)) for name in missing]
 
     def plan(self) -> Iterator[Step]:
         yield Step("subset", "select")
