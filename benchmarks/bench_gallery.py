@@ -30,7 +30,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -71,21 +70,8 @@ def write_stack(path: Path, count: int, box: int, seed: int) -> float:
             for first in range(0, count, CHUNK):
                 last = min(count, first + CHUNK)
                 mrc.data[first:last] = rng.integers(-100, 100, (last - first, box, box), np.int8)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    benchcommon.sync(path)
     return time.perf_counter() - start
-
-
-def drop_cache(path: Path) -> None:
-    """Drop the file's pages from the page cache."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def particle_set(path: Path, count: int, seed: int) -> SetOfParticles:
@@ -153,7 +139,7 @@ def measure(
         for _ in range(repeats):
             for count, subject in subjects.items():
                 if "(cold)" in name:
-                    drop_cache(subject.stack)
+                    benchcommon.drop_cache(subject.stack)
                 start = time.perf_counter()
                 action(subject, rng)
                 times[count].setdefault(name, []).append(time.perf_counter() - start)

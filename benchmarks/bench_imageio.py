@@ -76,22 +76,8 @@ def write_stack(path: Path, count: int, size: int, seed: int = 0) -> float:
             for first in range(0, count, per_chunk):
                 last = min(count, first + per_chunk)
                 mrc.data[first:last] = rng.standard_normal((last - first, size, size), np.float32)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # dirty pages cannot be dropped from the cache
-    finally:
-        os.close(fd)
+    benchcommon.sync(path)
     return time.perf_counter() - start
-
-
-def drop_cache(path: Path) -> None:
-    """Drop the file's pages from the page cache."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 # -- the readers (each returns an (n, size, size) array) --------------------------------------
@@ -181,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             indices = rng.choice(np.arange(1, args.images + 1), size=args.reads, replace=False)
             reference = None
             for name, reader in COLD.items():
-                drop_cache(path)
+                benchcommon.drop_cache(path)
                 start = time.perf_counter()
                 images = reader(path, indices)
                 times[name].append(time.perf_counter() - start)

@@ -16,6 +16,25 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def sync(path: Path) -> None:
+    """Write the file's dirty pages to disk (dirty pages cannot be dropped from the cache)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def drop_cache(path: Path) -> None:
+    """Drop the file's pages from the page cache, so the next read comes from the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def machine_facts() -> dict[str, Any]:
     """CPU count and model, memory, Python and platform."""
     model = ""

@@ -11,10 +11,10 @@ import pytest
 
 import cryolab
 from cryolab.core import provenance
+from cryolab.core.details import run_details
 from cryolab.core.project import Project
 from cryolab.core.protocol import Protocol
 from cryolab.core.setstore import SetWriter
-from cryolab.server.details import run_details
 
 TIMEOUT = 60
 

@@ -57,7 +57,13 @@ def test_graph_widget_shows_runs_statuses_and_details(project: Project, tmp_path
     assert widget.graph["edges"][0]["source"] == rows.id
     widget.selected = subset.id  # what a click in the browser sets
     assert widget.details["params"]["where"] == "score > 0.45"
-    assert widget.details["outputs"] == [{"name": "subset", "count": 5, "state": "closed"}]
+    subset_out = widget.details["outputs"]["subset"]
+    assert (subset_out["count"], subset_out["state"], subset_out["ref"]) == (
+        5,
+        "closed",
+        f"{subset.id}.subset",
+    )
+    assert widget.details["inputs"][0]["ref"] == f"{rows.id}.rows"  # the panel's document
     assert widget.details["status"] == "finished" and widget.details["summary"]
     assert "export default" in widget.get_state()["_esm"]
 

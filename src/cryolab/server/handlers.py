@@ -28,6 +28,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from cryolab.core import details
 from cryolab.core.errors import (
     CryolabError,
     GraphError,
@@ -36,7 +37,6 @@ from cryolab.core.errors import (
     RunNotFoundError,
 )
 from cryolab.core.project import Project
-from cryolab.server import details
 from cryolab.server.registry import ProjectRegistry
 
 log = logging.getLogger(__name__)

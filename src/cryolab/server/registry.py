@@ -31,17 +31,13 @@ from traitlets import List, Unicode
 from traitlets.config import Configurable
 
 from cryolab.core import config, database, recent
+from cryolab.core.details import inside
 from cryolab.core.errors import CryolabError
 from cryolab.core.project import project_id
 
 log = logging.getLogger(__name__)
 
 PROJECT_ID = re.compile(r"[0-9a-f]{12}")
-
-
-def inside(path: Path, root: Path) -> bool:
-    """Whether ``path``, with every symlink resolved, lies in the resolved ``root``."""
-    return path.resolve().is_relative_to(root.resolve())
 
 
 def _is_project(folder: Path) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from cryolab.core.details import run_details
 from cryolab.core.errors import CryolabError
 from cryolab.core.project import Project, open_project
 
@@ -57,25 +58,6 @@ def layout(graph: dict[str, Any]) -> dict[int, tuple[int, int]]:
     return place
 
 
-def run_details(project: Project, run_id: int) -> dict[str, Any]:
-    """What the details pane shows about one run."""
-    run = project.get_run(run_id)
-    lines = run.log().splitlines()
-    return {
-        "id": run.id,
-        "protocol": run.protocol,
-        "label": run.label,
-        "status": run.status,
-        "error": run.error,
-        "params": {k: v for k, v in run.params.items() if v is not None},
-        "outputs": [
-            {"name": name, "count": ref.count, "state": ref.state} for name, ref in run.out.items()
-        ],
-        "summary": project.summary(run.id),
-        "log": "\n".join(lines[-LOG_LINES:]),
-    }
-
-
 class RunGraph(anywidget.AnyWidget):  # type: ignore[misc]
     """The run graph of a project in a notebook (see the module's docstring)."""
 
@@ -104,7 +86,7 @@ class RunGraph(anywidget.AnyWidget):  # type: ignore[misc]
             places = layout(graph)
             for node in graph["nodes"]:
                 node["layer"], node["position"] = places[int(node["id"])]
-            details = run_details(opened, self.selected) if self.selected else {}
+            details = run_details(opened, self.selected, LOG_LINES) if self.selected else {}
         finally:
             if project is None:
                 opened.close()

@@ -64,13 +64,14 @@ function drawDetails(pane, details) {
   title.textContent = `Run ${details.id}: ${details.protocol} (${details.status})`;
   const table = document.createElement("table");
   for (const [key, value] of Object.entries(details.params || {})) {
+    if (value === null) continue;
     const row = table.insertRow();
     row.insertCell().textContent = key;
     row.insertCell().textContent = typeof value === "object" ? JSON.stringify(value) : String(value);
   }
   const outputs = document.createElement("p");
   outputs.className = "outputs";
-  outputs.textContent = "Outputs: " + ((details.outputs || []).map((o) => `${o.name} (${o.count}, ${o.state})`).join(", ") || "none");
+  outputs.textContent = "Outputs: " + (Object.entries(details.outputs || {}).map(([name, o]) => `${name} (${o.count}, ${o.state})`).join(", ") || "none");
   const summary = document.createElement("p");
   summary.textContent = details.summary || "";
   const log = document.createElement("pre");

@@ -1,21 +1,29 @@
-"""The JSON documents the REST API returns, built from the engine's own calls.
+"""JSON documents about a project and its runs, built from the engine's own calls.
 
 They hold the same data as ``cryolab info --json``, ``cryolab status --json`` and
-``cryolab log``, plus what the run-graph panel shows next to a run (inputs, times, summary).
+``cryolab log``, plus what a run graph shows next to a run (inputs, times, summary,
+provenance); the server extension's REST API and the notebook's ``project.graph()`` both show
+:func:`run_details`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from cryolab.core.errors import CryolabError, RunNotFoundError
 from cryolab.core.project import Project
 from cryolab.core.runs import OutputRef, Run
-from cryolab.server.registry import inside
 
 log = logging.getLogger(__name__)
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, with every symlink resolved, lies in the resolved ``root``."""
+    return path.resolve().is_relative_to(root.resolve())
+
 
 STEP_STATES = ("pending", "running", "done", "failed")
 
