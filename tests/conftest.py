@@ -45,3 +45,25 @@ def project(tmp_path: Path):  # type: ignore[no-untyped-def]
 def database_dump(project) -> list[str]:  # type: ignore[no-untyped-def]
     """Every row of the project database, to show that a refused operation changed nothing."""
     return list(project.db.iterdump())
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished small demo project (``small_demo.SMALL``), built once per test session.
+
+    Shared by every test that asks for it: read it, export or reproduce it, but never change
+    it (copy it with ``shutil.copytree`` first).
+    """
+    from small_demo import SMALL
+
+    from cryolab.demo import main
+
+    folder = tmp_path_factory.mktemp("small-demo") / "demo-project"
+    cwd = Path.cwd()
+    os.chdir(folder.parent)
+    try:
+        code = main(str(folder), SMALL)
+    finally:
+        os.chdir(cwd)
+    assert code in (0, 1), "the small demo did not finish"  # 1: a threshold missed
+    return folder

@@ -10,21 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
+from small_demo import SMALL
 
 from cryolab.core.project import open_project
-from cryolab.demo import DemoSettings, checks, main
-
-SMALL = DemoSettings(
-    micrographs=2,
-    size=256,
-    particles_per_micrograph=20,
-    frames=8,
-    class2d_iterations=3,
-    initial_iterations=3,
-    initial_models=2,
-    class3d_iterations=2,
-    refine_iterations=2,
-)
+from cryolab.demo import checks, main
 
 
 def test_demo_runs_the_whole_pipeline(
