@@ -377,6 +377,33 @@ def test_reader_sees_every_row_once_across_compaction(folder: Path, monkeypatch)
     assert seen == list(range(40))
 
 
+def test_closing_in_plan_order_lists_batches_step_by_step(folder: Path) -> None:
+    writer = SetWriter.create(folder, ["Set"])
+    # steps finishing out of order, one of them in two batches, and a batch of no step
+    writer.append(batch(20, 2), step="s2")
+    writer.append(batch(0, 2), step="s0")
+    writer.append(batch(90, 1))
+    writer.append(batch(22, 1), step="s2")
+    writer.append(batch(10, 2), step="s1")
+    writer.close(step_order=["s0", "s1", "s2"])
+    assert read_set(folder).column("n").tolist() == [0, 1, 10, 11, 20, 21, 22, 90]
+    assert read_manifest(folder)["state"] == "closed"
+
+
+def test_reader_sees_every_row_once_when_closing_reorders(folder: Path) -> None:
+    writer = SetWriter.create(folder, ["Set"])
+    reader = SetReader(folder)
+    writer.append(batch(20, 2), step="s2")
+    seen = reader.poll().column("n").tolist()
+    writer.append(batch(0, 2), step="s0")
+    writer.append(batch(10, 2), step="s1")
+    writer.close(step_order=["s0", "s1", "s2"])
+    seen += reader.poll().column("n").tolist()
+    assert sorted(seen) == [0, 1, 10, 11, 20, 21]
+    assert len(reader.poll()) == 0
+    assert reader.seen == 6
+
+
 # -- discarding and compaction ------------------------------------------------------------
 
 

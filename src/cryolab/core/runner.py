@@ -205,8 +205,10 @@ def _execute(folder: Path, connection: sqlite3.Connection, run_id: int) -> None:
     executor.execute(
         steps, partial(_work, str(folder), run_id), done=done, on_start=started, on_done=finished
     )
+    # in plan order, so a closed output's rows do not depend on which parallel step ended first
+    order = [s.id for s in steps]
     for name in loaded.outputs:
-        output_writer(loaded, name).close()
+        output_writer(loaded, name).close(step_order=order)
 
 
 def _work(folder: str, run_id: int, step: Any) -> None:

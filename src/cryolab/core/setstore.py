@@ -10,7 +10,9 @@ A writer first writes a whole segment under a temporary name and renames it, the
 the manifest (write to a temporary file, ``os.replace``). A reader reads the manifest, then the
 segments it lists, so it only ever sees complete batches, from any process. Segments are
 tagged with the step that wrote them, so a step that is re-run after a crash can discard its
-earlier, unfinished batches first. Compaction rewrites many small segments into one.
+earlier, unfinished batches first. Compaction rewrites many small segments into one. When a
+run closes an output, its batches are put in the run's plan order, so the rows of a finished
+run do not depend on which of its parallel steps ended first (``cryolab reproduce`` relies on it).
 """
 
 from __future__ import annotations
@@ -78,7 +80,11 @@ def read_set(path: str | Path, *, retries: int = 20) -> Set:
     A segment removed by a concurrent compaction makes the read start again from the new
     manifest.
     """
-    folder = Path(path)
+    return _as_set(*_read_segments(Path(path), retries=retries))
+
+
+def _read_segments(folder: Path, *, retries: int = 20) -> tuple[dict[str, Any], list[pa.Table]]:
+    """The manifest and its segments' tables, read consistently (retried across compaction)."""
     for _ in range(retries):
         manifest = _read_manifest(folder)
         try:
@@ -86,9 +92,11 @@ def read_set(path: str | Path, *, retries: int = 20) -> Set:
         except FileNotFoundError:
             time.sleep(0.01)
             continue
-        break
-    else:
-        raise SetError(f"{folder} kept changing while it was read")
+        return manifest, tables
+    raise SetError(f"{folder} kept changing while it was read")
+
+
+def _as_set(manifest: Mapping[str, Any], tables: Sequence[pa.Table]) -> Set:
     # the most specific type this process knows (a plugin's type may not be installed here)
     known = [t for t in manifest["types"] if set_type(t).type_name == t]
     cls = set_type(known[0] if known else "Set")
@@ -117,20 +125,31 @@ class SetReader:
     """Follows a set folder that another process may be appending to.
 
     Each :meth:`poll` returns the rows committed since the previous call, as a set, so a
-    streaming consumer processes every item exactly once.
+    streaming consumer processes every item exactly once. Rows are counted per step that wrote
+    them, not by position, so neither compaction nor the step order a set takes when it closes
+    (:meth:`SetWriter.close`) makes the reader skip or repeat rows.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.seen = 0
+        self._seen_by_step: dict[str | None, int] = {}
 
     def poll(self) -> Set:
         """Return the rows appended since the last poll (possibly none)."""
-        snapshot = read_set(self.path)
-        new: Set = snapshot[self.seen :]
-        new.state = snapshot.state
-        self.seen = len(snapshot)
-        return new
+        manifest, tables = _read_segments(self.path)
+        counted: dict[str | None, int] = {}
+        new_tables = []
+        for segment, table in zip(manifest["segments"], tables, strict=True):
+            step = segment.get("step")
+            offset = counted.get(step, 0)
+            counted[step] = offset + table.num_rows
+            already = self._seen_by_step.get(step, 0)
+            if offset + table.num_rows > already:
+                new_tables.append(table.slice(max(0, already - offset)))
+        self._seen_by_step = counted
+        self.seen = sum(counted.values())
+        return _as_set(manifest, new_tables)
 
     @property
     def state(self) -> StreamState:
@@ -241,9 +260,23 @@ class SetWriter:
         with self._locked() as manifest:
             manifest["properties"].update(properties)
 
-    def close(self) -> None:
-        """Mark the set closed: complete, no more appends."""
+    def close(self, step_order: Sequence[str] | None = None) -> None:
+        """Mark the set closed: complete, no more appends.
+
+        Parameters
+        ----------
+        step_order
+            The step ids of the run in plan order: the batches are then listed step by step in
+            that order (a stable sort; batches of other steps last), so the rows of a closed set
+            come in the same order whichever parallel step finished first. Without it the
+            batches stay in the order they were committed.
+        """
         with self._locked() as manifest:
+            if step_order is not None:
+                position = {step: i for i, step in enumerate(step_order)}
+                manifest["segments"].sort(
+                    key=lambda segment: position.get(segment.get("step"), len(position))
+                )
             manifest["state"] = "closed"
 
     def reopen(self) -> None:
