@@ -1,0 +1,303 @@
+"""cryolab reproduce: re-execution of projects, workflows and notebooks, and the verdicts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cryolab.cli import main
+from cryolab.core.project import Project, open_project
+from cryolab.core.reproduce import (
+    ReproductionError,
+    Tolerances,
+    compare_projects,
+    reproduce,
+    reproduction_pairs,
+)
+from cryolab.core.reproduce_compare import CompareContext, compare_outputs
+from cryolab.core.runs import OutputRef
+from cryolab.core.sets import Set
+
+NOTEBOOK = Path(__file__).parents[1] / "data" / "reproduce" / "runs.ipynb"
+PASSING = ("identical", "within tolerance")
+
+
+@pytest.fixture(scope="module")
+def reproduced_demo(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small demo reproduced into a new project (shared by this module's tests)."""
+    target = tmp_path_factory.mktemp("reproduced") / "demo-again"
+    reproduce(small_demo, target, timeout=900)
+    return target
+
+
+def test_demo_reproduction_report(small_demo: Path, reproduced_demo: Path) -> None:
+    data = json.loads((reproduced_demo / "reproduction.json").read_text())
+    assert data["source"] == {"kind": "project", "path": str(small_demo.resolve())}
+    assert len(data["runs"]) == 11
+    assert [r["source_run"] for r in data["runs"]] == list(range(1, 12))
+    assert all(r["deterministic"] and r["status"] == "finished" for r in data["runs"])
+    assert data["tolerances"] == Tolerances().to_dict()
+    # up to particle extraction every run is reproduced, whatever order parallel steps took
+    # (the picks come in another row order and with new uids: matched by their values)
+    for run in data["runs"][:5]:
+        assert run["verdict"] in PASSING, (run["protocol"], run["details"])
+    pick = next(r for r in data["runs"] if r["protocol"] == "spa.pick")
+    coordinates = pick["outputs"]["coordinates"]
+    assert coordinates["count"]["source"] == coordinates["count"]["reproduced"] > 0
+    # a run that differs first is explained: its input rows came in another order
+    first = next((r for r in data["runs"] if r["verdict"] not in PASSING), None)
+    assert first is None or first.get("inputs_reordered"), first
+    # maps are compared by their pixels and FSC, not by their file names
+    post = next(r for r in data["runs"] if r["protocol"] == "spa.postprocess")
+    items = post["outputs"]["volume"]["items"]
+    assert items["items"] == 1 and items["min_fsc"] is not None
+    text = (reproduced_demo / "reproduction.txt").read_text()
+    assert "spa.refine_3d" in text and "rtol=1e-05" in text
+    assert (reproduced_demo / "workflow.json").exists()
+
+
+def test_demo_reproduces_every_run(reproduced_demo: Path) -> None:
+    data = json.loads((reproduced_demo / "reproduction.json").read_text())
+    assert data["verdict"] in PASSING, [
+        (r["protocol"], r["details"]) for r in data["runs"] if r["verdict"] not in PASSING
+    ]
+
+
+def test_tampered_outputs_differ_naming_them(
+    small_demo: Path, reproduced_demo: Path, tmp_path: Path
+) -> None:
+    from cryolab.em import imageio
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(reproduced_demo, copy)
+    project = open_project(copy, create=False)
+    post = next(r for r in project.runs() if r.protocol == "spa.postprocess")
+    volumes = post.out.volume.load()
+    shape = imageio.read_image(volumes[0].path).shape
+    noise = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    imageio.write_mrc(copy / "noise.mrc", noise)
+    _replace(post.out.volume, volumes.with_columns(**{"image.path": [str(copy / "noise.mrc")]}))
+    ctf = next(r for r in project.runs() if r.protocol == "spa.ctf_estimate")
+    ctfs = ctf.out.ctfs.load()
+    _replace(ctf.out.ctfs, ctfs.with_columns(**{"ctf.defocus_u": ctfs["ctf.defocus_u"] * 1.01}))
+
+    report = compare_projects(
+        open_project(small_demo, create=False), project, reproduction_pairs(project)
+    )
+    verdicts = {r["protocol"]: r for r in report.runs}
+    assert report.verdict == "differs" and not report.ok
+    assert verdicts["spa.postprocess"]["verdict"] == "differs"
+    assert "volume" in verdicts["spa.postprocess"]["details"]
+    figures = verdicts["spa.postprocess"]["outputs"]["volume"]["items"]
+    assert figures["min_correlation"] < 0.5 and figures["min_fsc"] < 0.5
+    assert verdicts["spa.ctf_estimate"]["verdict"] == "differs"
+    assert "ctf.defocus_u" in verdicts["spa.ctf_estimate"]["details"]
+    assert verdicts["spa.pick"]["verdict"] in PASSING
+    assert "ctf.defocus_u" in str(report)
+
+
+def _replace(ref: OutputRef, data: Set) -> None:
+    shutil.rmtree(ref.path)
+    data.save(ref.path)
+
+
+# -- row matching and statistics on synthetic sets ---------------------------------------------
+def _output(tmp_path: Path, name: str, data: Set) -> OutputRef:
+    path = data.save(Path(tempfile.mkdtemp(dir=tmp_path)) / name)
+    return OutputRef(None, 1, name, path, ["Set"])  # type: ignore[arg-type]
+
+
+def _compare(tmp_path: Path, a: Set, b: Set, deterministic: bool = True) -> dict[str, Any]:
+    context = CompareContext(Tolerances(), deterministic, tmp_path, tmp_path)
+    return compare_outputs(_output(tmp_path, "a", a), _output(tmp_path, "b", b), context)
+
+
+def test_rows_are_matched_in_any_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50)
+    a = Set({"x": x, "group": np.arange(50) % 3, "name": [f"n{i}" for i in range(50)]})
+    order = rng.permutation(50)
+    shuffled = Set(
+        {"x": x[order], "group": (np.arange(50) % 3)[order], "name": [f"n{i}" for i in order]}
+    )
+    result = _compare(tmp_path, a, shuffled)  # new uids, other order
+    assert result["verdict"] == "identical" and result["matched_by"] == "sorted rows"
+    assert "item uids drawn anew" in result["notes"]
+    # the same uids given to other rows (steps finishing in another order)
+    relabelled = a.take(order).with_columns(uid=a.uids)
+    assert _compare(tmp_path, a, relabelled)["verdict"] == "identical"
+    same = a.take(order)
+    result = _compare(tmp_path, a, same)
+    assert result["verdict"] == "identical" and result["matched_by"] == "uid"
+
+
+def test_float_tolerances_and_differences(tmp_path: Path) -> None:
+    a = Set({"x": np.linspace(1, 2, 20), "n": np.arange(20)})
+    close = a.with_columns(x=a["x"] * (1 + 1e-9))
+    result = _compare(tmp_path, a, close)
+    assert result["verdict"] == "within tolerance"
+    assert result["columns"]["x"]["max_rel_diff"] == pytest.approx(1e-9, rel=1e-3)
+    far = a.with_columns(x=a["x"] * 1.001)
+    result = _compare(tmp_path, a, far)
+    assert result["verdict"] == "differs" and "column x" in result["summary"]
+    fewer = a.take(np.arange(19))
+    assert "20 items in the source, 19 reproduced" in _compare(tmp_path, a, fewer)["summary"]
+    props = Set(a, properties={"resolution": 4.0})
+    assert _compare(tmp_path, props, Set(a, properties={"resolution": 4.2}))["verdict"] == "differs"
+
+
+def test_statistical_comparison(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    a = Set({"score": rng.normal(size=400)})
+    alike = Set({"score": rng.normal(size=410)})
+    result = _compare(tmp_path, a, alike, deterministic=False)
+    assert result["verdict"] == "within tolerance"
+    assert result["columns"]["score"]["ks_pvalue"] > 0.01
+    shifted = Set({"score": rng.normal(loc=1.0, size=400)})
+    result = _compare(tmp_path, a, shifted, deterministic=False)
+    assert result["verdict"] == "differs" and "score" in result["summary"]
+    assert (
+        _compare(tmp_path, a, Set({"score": a["score"][:300]}), deterministic=False)["verdict"]
+        == "differs"
+    )
+    assert _compare(tmp_path, a, Set(a.to_arrow()), deterministic=False)["verdict"] == "identical"
+
+
+# -- workflows and notebooks of the test plugin ---------------------------------------------------
+@pytest.fixture
+def counted(tmp_path: Path) -> Project:
+    """A project with the runs the test notebook makes: test.count then test.sum."""
+    project = open_project(tmp_path / "source")
+    numbers = project.run("test.count", steps=3, seed=5)
+    project.run("test.sum", source=numbers.out.numbers, seed=6).wait(60)
+    return project
+
+
+def _notebook(tmp_path: Path, metadata: dict[str, Any] | None, *cells: str) -> Path:
+    document = json.loads(NOTEBOOK.read_text())
+    if metadata is not None:
+        document["metadata"]["cryolab"] = metadata
+    if cells:  # the parameters cell, then the given cells
+        document["cells"] = [document["cells"][1]] + [
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "outputs": [],
+                "execution_count": None,
+                "source": c,
+            }
+            for c in cells
+        ]
+    path = tmp_path / "notebook.ipynb"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_notebook_is_executed_with_papermill(counted: Project, tmp_path: Path) -> None:
+    pytest.importorskip("papermill")
+    source = _notebook(tmp_path, {"project": str(counted.path), "runs": [1, 2]})
+    report = reproduce(source, tmp_path / "again", timeout=120)
+    assert report.verdict == "identical", str(report)
+    assert [(r["source_run"], r["run"]) for r in report.runs] == [(1, 1), (2, 2)]
+    notebook = report.to_dict()["notebook"]
+    assert notebook["status"] == "completed"
+    executed = json.loads(Path(notebook["output"]).read_text())
+    assert str(tmp_path / "again") in json.dumps(executed["cells"])  # the injected parameter
+    assert Path(notebook["output"]).parent == tmp_path / "again" / "notebooks"
+    assert "<table>" in report._repr_html_()
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("x = 1\nraise ValueError('boom')", "cell 2 ('x = 1') raised ValueError: boom"),
+        ("import os\nos._exit(1)", "cell 2 ('import os') killed the kernel"),
+        ("import time\ntime.sleep(60)", "cell 2 ('import time') did not finish within"),
+    ],
+)
+def test_notebook_failures_name_the_cell(
+    counted: Project, tmp_path: Path, cell: str, expected: str
+) -> None:
+    pytest.importorskip("papermill")
+    source = _notebook(tmp_path, {"project": str(counted.path), "runs": []}, cell)
+    report = reproduce(source, tmp_path / "again", timeout=4)
+    notebook = report.to_dict()["notebook"]
+    assert notebook["status"] == "failed"
+    assert expected in notebook["error"]
+    assert report.verdict == "differs" and expected in str(report)
+
+
+def test_notebook_without_papermill(
+    counted: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryolab.core.reproduce_notebook import NotebookError
+
+    monkeypatch.setitem(sys.modules, "papermill", None)
+    source = _notebook(tmp_path, {"project": str(counted.path), "runs": [1, 2]})
+    with pytest.raises(NotebookError, match="needs papermill"):
+        reproduce(source, tmp_path / "again")
+
+
+def test_refusals(counted: Project, tmp_path: Path) -> None:
+    Project.create(tmp_path / "taken")
+    with pytest.raises(ReproductionError, match="is a project already"):
+        reproduce(counted.path, tmp_path / "taken")
+    with pytest.raises(ReproductionError, match="no such file"):
+        reproduce(tmp_path / "missing.json", tmp_path / "new")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ReproductionError, match="give a project folder"):
+        reproduce(tmp_path / "notes.txt", tmp_path / "new")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ReproductionError, match="not a cryolab project"):
+        reproduce(tmp_path / "plain", tmp_path / "new")
+    with pytest.raises(ReproductionError, match="does not name its source project"):
+        reproduce(_notebook(tmp_path, None), tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_workflow_against_a_project_and_alone(counted: Project, tmp_path: Path) -> None:
+    workflow = tmp_path / "workflow.json"
+    counted.export_workflow(workflow)
+    report = reproduce(workflow, tmp_path / "compared", against=counted.path, timeout=120)
+    assert [r["verdict"] for r in report.runs] == ["identical", "identical"]
+    alone = reproduce(workflow, tmp_path / "alone", timeout=120)
+    assert alone.verdict == "not compared" and alone.ok
+    assert all(r["status"] == "finished" for r in alone.runs)
+
+
+def test_cli_exit_codes(
+    counted: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflow = tmp_path / "workflow.json"
+    document = counted.export_workflow(workflow)
+    document["runs"][0]["params"]["steps"] = 4  # a changed parameter: 40 numbers, not 30
+    workflow.write_text(json.dumps(document))
+    code = main(
+        ["reproduce", str(workflow), "--into", str(tmp_path / "changed"), "--against",
+         str(counted.path), "--timeout", "120"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "numbers" in out and "parameters changed: steps" in out and "30 items" in out
+    code = main(
+        [
+            "reproduce",
+            str(counted.path),
+            "--into",
+            str(tmp_path / "same"),
+            "--json",
+            "--rtol",
+            "1e-3",
+        ]
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["verdict"] == "identical" and data["tolerances"]["rtol"] == 1e-3
+    assert main(["reproduce", str(tmp_path / "nothing"), "--into", str(tmp_path / "x")]) == 2
+    assert "cryolab reproduce: error: no such file" in capsys.readouterr().err
