@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 LABEXT := src/cryolab/labextension/package.json
 
-.PHONY: demo test lint typecheck unit lab bench install lock clean browser display system-deps extension
+.PHONY: demo test lint typecheck docs unit lab bench install lock clean browser display system-deps extension
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest
 
-test: lint typecheck unit
+# The documentation site (docs/conf.py) into docs/_build/html: any warning, and any reference
+# to something that does not exist (-n), fails the build.
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+
+test: lint typecheck docs unit
 
 # Debian's Chromium for the browser tests (as root; .ci/run calls it before `make test`; without
 # it the browser tests skip, except under CI). Playwright drives it: no browser is downloaded.
@@ -77,7 +82,7 @@ lab: $(STAMP)
 
 # Regenerates the lockfile from pyproject.toml (needs `uv`).
 lock:
-	uv pip compile pyproject.toml --extra dev --extra jupyter --extra napari --python-version 3.10 -o requirements/dev.lock --no-header
+	uv pip compile pyproject.toml --extra dev --extra jupyter --extra napari --extra docs --python-version 3.10 -o requirements/dev.lock --no-header
 
 clean:
-	rm -rf $(VENV) demo-project build src/*.egg-info
+	rm -rf $(VENV) demo-project build src/*.egg-info docs/_build docs/tutorials/*.ipynb

@@ -88,6 +88,16 @@ export interface IRunDetails {
   summary: string | null;
   log: string | null;
   provenance?: IProvenance;
+  notebook?: INotebookLink | null;
+}
+
+/** The notebook a run was created from (`origin.notebook`; absent for runs made elsewhere). */
+export interface INotebookLink {
+  path: string;
+  abs_path?: string | null;
+  cell_id?: string | null;
+  cell_index?: number | null;
+  execution_count?: number | null;
 }
 
 /** What a run recorded about how it ran (`provenance.json`; empty before it started). */

@@ -2,7 +2,7 @@
  * The details view of one run: status, parameters, inputs and outputs with their counts,
  * summary and the end of the log, with the copy, abort and gallery actions.
  */
-import { IProvenance, IRunDetails } from './api';
+import { INotebookLink, IProvenance, IRunDetails } from './api';
 
 /** What the buttons of the details view do. */
 export interface IDetailsActions {
@@ -65,6 +65,9 @@ export function renderDetails(
   add(header, 'span', run.status, 'cryolab-status').dataset.status =
     run.status;
   add(host, 'div', run.protocol, 'cryolab-protocol');
+  if (run.notebook) {
+    add(host, 'div', `From ${notebookPlace(run.notebook)}`, 'cryolab-notebook');
+  }
   if (run.error) {
     add(host, 'div', run.error, 'cryolab-error');
   }
@@ -102,6 +105,17 @@ export function renderDetails(
     renderProvenance(section(host, 'Provenance'), run.provenance);
   }
   add(section(host, 'Log'), 'pre', run.log ?? '', 'cryolab-log');
+}
+
+/** Where in a notebook a run was created: the path and the cell, as far as it is known. */
+function notebookPlace(link: INotebookLink): string {
+  const cell =
+    link.cell_index !== null && link.cell_index !== undefined
+      ? `cell ${link.cell_index + 1}`
+      : link.execution_count
+        ? `execution [${link.execution_count}]`
+        : '';
+  return cell ? `${link.path}, ${cell}` : link.path;
 }
 
 function when(seconds: number | null | undefined): string {

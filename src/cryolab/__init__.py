@@ -19,6 +19,7 @@ from cryolab._version import __version__
 
 if TYPE_CHECKING:
     from cryolab.core.project import Project, open_project
+    from cryolab.core.reproduce import reproduce as reproduce
     from cryolab.core.sets import Set
     from cryolab.ui.form import form as form
 
@@ -39,4 +40,8 @@ def __getattr__(name: str) -> Any:
         from cryolab.ui.form import form
 
         return form
+    if name == "reproduce":
+        from cryolab.core.reproduce import reproduce
+
+        return reproduce
     raise AttributeError(f"module 'cryolab' has no attribute {name!r}")

@@ -82,6 +82,7 @@ def _run_info(project: Project, run_id: int) -> dict[str, Any]:
             s: sum(1 for x in run.steps() if x["status"] == s)
             for s in ("pending", "running", "done", "failed")
         },
+        "origin": run.origin,
     }
 
 
@@ -172,9 +173,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"run {info['id']} {info['protocol']}: {info['status']}"
         + (f" ({info['error']})" if info["error"] else "")
         + f"\n  steps: {steps['done']} done, {steps['failed']} failed, "
-        f"{steps['running']} running, {steps['pending']} pending\n  outputs: {outputs}",
+        f"{steps['running']} running, {steps['pending']} pending\n  outputs: {outputs}"
+        + _notebook_line(info["origin"].get("notebook")),
     )
     return 0
+
+
+def _notebook_line(notebook: dict[str, Any] | None) -> str:
+    """The status line naming the notebook (and cell) a run was created from."""
+    if not notebook:
+        return ""
+    cell = notebook.get("cell_id") or notebook.get("cell_index")
+    return f"\n  notebook: {notebook.get('path')}" + (f", cell {cell}" if cell is not None else "")
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -223,6 +233,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     runs = [_run_id(r) for r in args.runs.split(",") if r.strip()] if args.runs else None
     document = _project(args.path).export_workflow(args.output, runs, dynamic)
     print(f"exported {len(document['runs'])} runs to {args.output}")
+    return 0
+
+
+def cmd_export_notebook(args: argparse.Namespace) -> int:
+    runs = [_run_id(r) for r in args.runs.split(",") if r.strip()] if args.runs else None
+    notebook = _project(args.path).export_notebook(args.output, runs)
+    ids = notebook["metadata"]["cryolab"]["runs"]
+    print(f"exported {len(ids)} runs ({', '.join(map(str, ids))}) to {args.output}")
     return 0
 
 
@@ -310,10 +328,42 @@ def cmd_import_scipion(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    report = _project(args.path).report(title=args.title or None, license=args.license)
+    written = report.write(args.output, formats)
+    for kind in ("html", "md", "crate"):
+        if kind in written:
+            print(f"wrote {written[kind]}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from cryolab.demo import main as demo
 
     return demo(args.path)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from cryolab.core.reproduce import Tolerances, reproduce
+
+    given = {
+        name: getattr(args, name)
+        for name in Tolerances.__dataclass_fields__
+        if getattr(args, name, None) is not None
+    }
+    report = reproduce(
+        args.source,
+        args.into,
+        against=args.against,
+        tolerances=Tolerances(**given),
+        timeout=args.timeout,
+        values=_set_values(args.set),
+        kernel_name=args.kernel,
+        start_timeout=args.start_timeout,
+    )
+    _emit(report.to_dict(), args.json, str(report))
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -367,6 +417,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN.param=name",
         help="make a value a dynamic parameter asked for at import",
     )
+    export_nb = add(
+        "export-notebook",
+        cmd_export_notebook,
+        "write runs as a runnable notebook (papermill parameters: project_path, data, acquisition)",
+    )
+    export_nb.add_argument("-o", "--output", required=True, metavar="NB.ipynb")
+    export_nb.add_argument(
+        "--runs", default="", help="comma-separated run ids, their upstream runs too (default: all)"
+    )
     imp = add("import", cmd_import, "import a workflow template as new runs")
     imp.add_argument("file")
     imp.add_argument("--set", action="append", default=[], metavar="name=value")
@@ -402,6 +461,43 @@ def build_parser() -> argparse.ArgumentParser:
         path=False,
     )
     demo.add_argument("--path", default="demo-project")
+    report = add(
+        "report",
+        cmd_report,
+        "write the project's report: HTML, Markdown and an RO-Crate (Workflow Run Crate)",
+    )
+    report.add_argument("-o", "--output", required=True, metavar="DIR")
+    report.add_argument(
+        "--format", default="html,md,crate", help="comma-separated: html, md, crate (default all)"
+    )
+    report.add_argument("--title", default="", help="heading (default: the project's name)")
+    report.add_argument(
+        "--license", default="https://spdx.org/licenses/CC-BY-4.0", help="licence URL of the crate"
+    )
+    reproduce = add(
+        "reproduce",
+        cmd_reproduce,
+        "re-run a project, workflow JSON or notebook into a new project and compare the "
+        "results (exit 0: identical or within tolerance, 1: a run differs)",
+        path=False,
+    )
+    reproduce.add_argument("source", metavar="SOURCE", help="project folder, .json or .ipynb")
+    reproduce.add_argument("--into", required=True, metavar="NEWPATH", help="the new project")
+    reproduce.add_argument("--against", metavar="PROJECT", help="the project to compare with")
+    reproduce.add_argument("--json", action="store_true")
+    reproduce.add_argument(
+        "--timeout", type=float, default=None, metavar="S", help="for the runs and each cell"
+    )
+    reproduce.add_argument(
+        "--set", action="append", default=[], metavar="name=value", help="a workflow parameter"
+    )
+    reproduce.add_argument("--kernel", default=None, help="notebook kernel (default: its own)")
+    reproduce.add_argument("--start-timeout", type=float, default=60.0, metavar="S")
+    for name in ("rtol", "atol", "count_rtol", "ks_alpha", "min_correlation", "min_fsc"):
+        reproduce.add_argument(
+            f"--{name.replace('_', '-')}", type=float, default=None, help="see reproducibility.md"
+        )
+    reproduce.add_argument("--fsc-up-to", type=float, default=None, metavar="FRACTION")
     return parser
 
 

@@ -4,6 +4,7 @@ finished live, and the details of a clicked run."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,17 @@ def test_panel_draws_the_run_graph_and_follows_a_new_run(
     assert time.monotonic() - started < 20
     expect(panel.locator("path.cryolab-edge")).to_have_count(4)
 
+    # run 2 as if made in a notebook (the recording itself: tests/ui/test_notebook_link.py)
+    link = {"path": "analysis/subsets.ipynb", "cell_id": "c-7", "cell_index": 2}
+    graph_project.db.execute(
+        "UPDATE runs SET origin = ? WHERE id = 2", (json.dumps({"notebook": link}),)
+    )
     # a click shows the run's details: parameters, inputs and outputs with counts, log
     panel.locator("g.cryolab-node[data-run='2']").click()
     details = panel.locator(".cryolab-details")
     expect(details).to_have_attribute("data-run", "2", timeout=10_000)
     expect(details.locator("h2")).to_have_text("Run 2: sets.subset")
+    expect(details.locator(".cryolab-notebook")).to_have_text("From analysis/subsets.ipynb, cell 3")
     expect(details).to_contain_text("score > 0.45")
     expect(details).to_contain_text("Inputs (1)")
     expect(details).to_contain_text("source ← 1.rows (10)")

@@ -128,6 +128,7 @@ def run_details(project: Project, run_id: int, lines: int) -> dict[str, Any]:
         "started": row["started"],
         "finished": row["finished"],
         "origin": json.loads(row["origin"]),
+        "notebook": run.notebook,
         "folder": str(row["folder"]),
         "log": log_tail(project, run, lines),
         "provenance": run.provenance,

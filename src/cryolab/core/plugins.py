@@ -22,10 +22,10 @@ import importlib
 import logging
 import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryolab.core.errors import PluginError, ProtocolNotFoundError
 
@@ -58,6 +58,8 @@ class Plugin:
     protocols: Mapping[str, str] = field(default_factory=dict)
     programs: tuple[str, ...] = ()
     set_types: tuple[str, ...] = ()  # modules defining Set subclasses, imported on demand
+    # set type name -> "module:attribute" of an item comparator (cryolab.core.reproduce_compare)
+    comparators: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -184,6 +186,28 @@ class Registry:
                     log.warning(
                         "set types of plugin %s (%s) unavailable: %s", entry.name, module, exc
                     )
+
+    def comparator(self, types: Sequence[str]) -> Any:
+        """The item comparator of the most specific type of ``types`` that has one, or None.
+
+        Comparators read what columns only point to (image files, ...): see
+        :class:`cryolab.core.reproduce_compare.ItemComparator`. They are named by plugins
+        (``Plugin.comparators``) and imported on first use; one that fails to import is
+        logged and treated as absent.
+        """
+        for type_name in types:
+            for entry in self.plugins().values():
+                target = entry.plugin.comparators.get(type_name) if entry.plugin else None
+                if target is None:
+                    continue
+                module_name, _, attribute = target.partition(":")
+                try:
+                    return getattr(importlib.import_module(module_name), attribute)
+                except Exception as exc:  # a broken plugin must not break comparisons
+                    log.warning(
+                        "comparator %s of plugin %s unavailable: %s", target, entry.name, exc
+                    )
+        return None
 
     def check_all(self) -> dict[str, ProtocolEntry]:
         """Try to load every protocol, recording errors; for ``cryolab protocols``."""

@@ -19,9 +19,9 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryolab.core import config, database, recent, setstore
+from cryolab.core import config, database, launch_context, recent, setstore
 from cryolab.core.compare import Comparison, compare_runs
 from cryolab.core.errors import ParameterError, ProjectError, RunNotFoundError
 from cryolab.core.params import InputParam, Issue, is_reference, split_reference
@@ -30,6 +30,9 @@ from cryolab.core.protocol import Output, Protocol
 from cryolab.core.runner import process_start_time
 from cryolab.core.runs import ACTIVE, OutputRef, Run
 from cryolab.core.sets import Set, set_type
+
+if TYPE_CHECKING:
+    from cryolab.core.report import Report
 
 # run.out is a Mapping: an output with one of these names would hide a Mapping method
 RESERVED_OUTPUT_NAMES = frozenset({"items", "keys", "values", "get"})
@@ -202,7 +205,9 @@ class Project:
         """Validate and insert a saved run; call inside :func:`database.transaction`.
 
         Several calls in one transaction create several runs all-or-nothing (copies of a
-        subgraph, template imports); the caller then calls :meth:`make_folders`.
+        subgraph, template imports); the caller then calls :meth:`make_folders`. The
+        ``origin`` recorded is ``origin`` over the launch context (e.g. the notebook and cell
+        the run is created from; :mod:`cryolab.core.launch_context`).
         """
         cls = registry.get(protocol)
         values = {k: as_reference(v) for k, v in params.items()}
@@ -214,6 +219,7 @@ class Project:
             )
         run_seed = int(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
         outputs = self._resolve_outputs(instance)
+        origin = {**launch_context.current(), **(origin or {})}
         return self._insert_run(
             instance, label, comment, run_seed, executor, outputs, origin=origin
         )
@@ -609,6 +615,17 @@ class Project:
         """
         return importlib.import_module("cryolab.ui.graph").graph(self, follow=follow)
 
+    def report(self, out_dir: str | os.PathLike[str] | None = None, **options: Any) -> Report:
+        """The project's report: run graph, methods with references, parameters, figures.
+
+        Returns a :class:`cryolab.core.report.Report`, shown inline in notebooks; with
+        ``out_dir`` it is also written there (``report.html``, ``report.md``, an RO-Crate).
+        ``options`` go to the report (``title``, ``license``).
+        """
+        from cryolab.core.report import build_report
+
+        return build_report(self, out_dir, **options)
+
     def info(self) -> dict[str, Any]:
         """Project facts: path, schema version, run counts by status."""
         counts: dict[str, int] = {}
@@ -694,6 +711,15 @@ class Project:
         from cryolab.core import templates
 
         return templates.export_workflow(self, path, runs, dynamic or {})
+
+    def export_notebook(
+        self, path: str | os.PathLike[str], runs: Sequence[int] | None = None
+    ) -> dict[str, Any]:
+        """Write runs (default: all; their upstream runs too) as a runnable notebook with a
+        papermill ``parameters`` cell; see :mod:`cryolab.core.notebook_export`."""
+        from cryolab.core import notebook_export
+
+        return notebook_export.export_notebook(self, path, runs)
 
     def import_workflow(
         self,

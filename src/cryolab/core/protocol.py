@@ -187,13 +187,18 @@ class Protocol:
 
     Subclasses set ``name`` (``"package.action"``), declare parameters as class attributes and
     outputs in ``outputs``, and implement :meth:`plan` and the step methods it names.
+
+    ``deterministic`` declares that, given the run's seed and inputs, the outputs are
+    bit-reproducible on the same machine (row order and newly drawn uids aside):
+    ``cryolab reproduce`` then compares them value by value within small float tolerances;
+    protocols that do not declare it (the default) are compared statistically.
     """
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     outputs: ClassVar[Mapping[str, Output]] = {}
     citations: ClassVar[tuple[str, ...]] = (CRYOLAB_BIBTEX,)
-    deterministic: ClassVar[bool] = True
+    deterministic: ClassVar[bool] = False
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         given = dict(params or {})
@@ -297,8 +302,17 @@ class Protocol:
         return {}
 
     def methods(self) -> str:
-        """A methods paragraph for reports, citing :attr:`citations`."""
+        """A methods paragraph for reports, citing :attr:`citations` with ``[key]`` markers."""
         return f"The {self.label or self.name} protocol of cryolab was used."
+
+    def cited(self) -> list[str]:
+        """The keys of the :attr:`citations` that apply to this run's values (default: all).
+
+        A report cites each of them in the run's methods sentence (where the text has no
+        ``[key]`` marker, after it). A protocol whose citations depend on a choice, such as
+        a picking method, narrows them here.
+        """
+        return self.citation_keys()
 
     @classmethod
     def bibtex(cls) -> str:

@@ -176,6 +176,19 @@ class Run:
         return None if error is None else str(error)
 
     @property
+    def origin(self) -> dict[str, Any]:
+        """Where the run came from: ``copy_of``, ``template_key``, ``imported``, ``notebook``..."""
+        origin: dict[str, Any] = json.loads(self._row()["origin"])
+        return origin
+
+    @property
+    def notebook(self) -> dict[str, Any] | None:
+        """The notebook the run was created from (``path``, ``abs_path``, ``cell_id``,
+        ``execution_count``; see :mod:`cryolab.ui.notebook_context`), or ``None``."""
+        notebook: dict[str, Any] | None = self.origin.get("notebook")
+        return notebook
+
+    @property
     def folder(self) -> Path:
         """The run's folder in the project."""
         return self.project.path / str(self._row()["folder"])

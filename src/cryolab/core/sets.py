@@ -26,6 +26,8 @@ from cryolab.core.errors import SetError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from cryolab.core.figures import Figure
+
 UID = "uid"
 StreamState = Literal["open", "closed"]
 
@@ -447,6 +449,15 @@ class Set:
         ``cryolab.ui`` from ``cryolab.core``).
         """
         return importlib.import_module("cryolab.ui.gallery").gallery(self, **options)
+
+    def report_figures(self) -> list[Figure]:
+        """Figures of this set for a project report (:mod:`cryolab.core.report`).
+
+        The base set has none; set types override it (CTFs plot defocus per micrograph, an
+        FSC its curve, 2-D classes their averages). Reports call it only on outputs whose
+        type overrides it, so sets without figures are never read.
+        """
+        return []
 
     def __repr__(self) -> str:
         return (

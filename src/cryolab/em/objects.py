@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from cryolab.core.figures import Figure
 from cryolab.core.sets import Item, Set
+from cryolab.em import report_figures
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ class VolumeItem(ImageItem):
 class EMSet(Set):
     """Base of the cryo-EM set types."""
 
+    #: The documented columns of the set type (what converters read and write).
     fields: ClassVar[tuple[Field, ...]] = ()
 
     @property
@@ -200,6 +203,10 @@ class SetOfCTFs(EMSet):
     item_label = "CTF"
     fields = (Field("micrograph_uid", "uint64", help="uid of the micrograph"), *CTF_FIELDS)
 
+    def report_figures(self) -> list[Figure]:
+        """Defocus and CTF fit resolution per micrograph (:func:`report_figures.ctf`)."""
+        return report_figures.ctf(self)
+
 
 class SetOfCoordinates(EMSet):
     """Picked particle positions on micrographs."""
@@ -234,6 +241,10 @@ class SetOfVolumes(SetOfImages):
         Field("volume.mask", "string", help="Mask"),
     )
 
+    def report_figures(self) -> list[Figure]:
+        """Central slices of the maps (:func:`report_figures.volume_slices`)."""
+        return report_figures.volume_slices(self)
+
 
 class SetOfClasses2D(SetOfImages):
     """2-D classes: a representative image (class average) per class; members carry class_id."""
@@ -247,9 +258,17 @@ class SetOfClasses2D(SetOfImages):
         Field("class.resolution", "float64", "Å", "Estimated resolution of the class"),
     )
 
+    def report_figures(self) -> list[Figure]:
+        """The class averages in a grid (:func:`report_figures.class_averages`)."""
+        return report_figures.class_averages(self)
+
 
 class SetOfClasses3D(SetOfClasses2D):
     """3-D classes: a representative volume per class."""
+
+    def report_figures(self) -> list[Figure]:
+        """Central slices of the class maps (:func:`report_figures.volume_slices`)."""
+        return report_figures.volume_slices(self, "class map")
 
 
 class FSC(EMSet):
@@ -260,6 +279,10 @@ class FSC(EMSet):
         Field("fsc.frequency", "float64", "1/Å", "Spatial frequency of the shell"),
         Field("fsc.value", "float64", help="Correlation in the shell"),
     )
+
+    def report_figures(self) -> list[Figure]:
+        """The FSC curve with the 0.143 threshold (:func:`report_figures.fsc`)."""
+        return report_figures.fsc(self)
 
     def resolution(self, threshold: float = 0.143) -> float:
         """The resolution (Å) where the curve first falls below ``threshold``."""

@@ -302,6 +302,8 @@ def write_star(
         Pad the values of each column to a common width, as RELION does (easier to read,
         slower to write); otherwise values are separated by single spaces.
 
+    Notes
+    -----
     Floats are written in their shortest round-trip form (a whole number as ``300.0``), so
     reading the file gives the same values and types. Missing float values are written as
     ``nan``; a missing integer or text value is an error.

@@ -10,6 +10,10 @@ plugin = Plugin(
     name="cryolab",
     version=__version__,
     set_types=("cryolab.em.objects",),
+    comparators={
+        "SetOfMovies": "cryolab.em.reproducibility:MOVIES",
+        "SetOfImages": "cryolab.em.reproducibility:IMAGES",
+    },
     protocols={
         "consensus.alignment": "cryolab.protocols.consensus.alignment:AlignmentConsensus",
         "consensus.ctf": "cryolab.protocols.consensus.ctf:CtfConsensus",

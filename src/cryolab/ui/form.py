@@ -60,6 +60,7 @@ class ProtocolForm(anywidget.AnyWidget):  # type: ignore[misc]
     actions = traitlets.Dict().tag(sync=True)
     expert = traitlets.Bool(False).tag(sync=True)
     run_label = traitlets.Unicode("").tag(sync=True)
+    #: Why the last launch was refused, or what it did (shown under the buttons).
     message = traitlets.Unicode("").tag(sync=True)
     run_state = traitlets.Dict().tag(sync=True)
 

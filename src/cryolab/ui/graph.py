@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -23,39 +22,14 @@ import traitlets
 from cryolab.core.details import run_details
 from cryolab.core.errors import CryolabError
 from cryolab.core.project import Project, open_project
+from cryolab.core.rungraph import layout
 
 log = logging.getLogger(__name__)
+__all__ = ["RunGraph", "graph", "layout"]
 
 STATIC = Path(__file__).parent / "static"
 POLL_SECONDS = 1.0
 LOG_LINES = 20
-
-
-def layout(graph: dict[str, Any]) -> dict[int, tuple[int, int]]:
-    """``run id -> (layer, position in layer)`` of a run graph.
-
-    A run's layer is one more than the largest layer of the runs it reads from (0 without
-    inputs); within a layer, runs are sorted by the mean position of their inputs, then by id.
-    """
-    parents: dict[int, set[int]] = defaultdict(set)
-    for edge in graph["edges"]:
-        parents[int(edge["target"])].add(int(edge["source"]))
-    ids = sorted(int(node["id"]) for node in graph["nodes"])
-    layer: dict[int, int] = {}
-    for run in ids:  # a run's inputs come from runs created before it: ids are increasing
-        known = [layer[p] for p in parents[run] if p in layer]
-        layer[run] = 1 + max(known) if known else 0
-    place: dict[int, tuple[int, int]] = {}
-    for depth in range(max(layer.values(), default=-1) + 1):
-        members = [run for run in ids if layer[run] == depth]
-
-        def key(run: int) -> tuple[float, int]:
-            above = [place[p][1] for p in parents[run] if p in place]
-            return (sum(above) / len(above) if above else float(run), run)
-
-        for position, run in enumerate(sorted(members, key=key)):
-            place[run] = (depth, position)
-    return place
 
 
 class RunGraph(anywidget.AnyWidget):  # type: ignore[misc]

@@ -259,6 +259,8 @@ class LivePlot:
     interval
         Seconds between refreshes.
 
+    Notes
+    -----
     The :attr:`widget` (a ``jupyter_bokeh`` ``BokehModel``) is what a notebook displays;
     :meth:`start` refreshes it from a background thread until the output is closed or
     :meth:`stop` is called, so the kernel stays free.

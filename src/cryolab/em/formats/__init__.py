@@ -1,15 +1,15 @@
 """Readers and writers of other programs' small metadata files, one module per format.
 
-==============  =====================================================  ==========================
-module          reads                                                  writes
-==============  =====================================================  ==========================
+==============  ======================================================  ==========================
+module          reads                                                   writes
+==============  ======================================================  ==========================
 ``ctffind``     CTFFIND ``_ctf.txt`` (SetOfCTFs), ``_avrot.txt``        ``_ctf.txt``
-``motioncor``   MotionCor2 stdout logs (frame shifts, parameters)      (none: a log)
+``motioncor``   MotionCor2 stdout logs (frame shifts, parameters)       (none: a log)
 ``eman``        EMAN ``.box`` and EMAN2 ``info/*.json`` boxes           both
 ``imod``        IMOD ``.xf`` (Set) and ``.tlt``/``.rawtlt``/``.xtilt``  both
 ``serialem``    SerialEM ``.mdoc`` (globals + one row per section)      ``.mdoc``
-``epu``         EPU micrograph XML (Acquisition)                       (none)
-==============  =====================================================  ==========================
+``epu``         EPU micrograph XML (Acquisition)                        (none)
+==============  ======================================================  ==========================
 
 cryoSPARC ``.cs`` files are in :mod:`cryolab.em.cryosparc`. Every reader raises
 :class:`FormatError` for a file it cannot read, naming the file and, where they apply, the line,

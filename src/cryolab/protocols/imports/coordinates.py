@@ -39,6 +39,7 @@ class ImportCoordinates(Protocol):
     (``mic_0012.box`` belongs to ``mic_0012``); positions are box centres in pixels."""
 
     name = "import.coordinates"
+    deterministic = True
     label = "Import coordinates"
     files = PathParam(
         pattern=True, help="Coordinate files: EMAN .box, EMAN2 .json or RELION .star."
@@ -60,6 +61,12 @@ class ImportCoordinates(Protocol):
                 )
             ]
         return []
+
+    def methods(self) -> str:
+        return (
+            f"Particle coordinates were imported from {len(self.matched())} file(s) and "
+            "matched to the micrographs by name."
+        )
 
     def plan(self) -> Iterator[Step]:
         return file_steps(self.values["files"], FILES_PER_STEP)

@@ -23,12 +23,19 @@ class ImportCtfs(Protocol):
     (each row's ``rlnMicrographName``)."""
 
     name = "import.ctfs"
+    deterministic = True
     label = "Import CTFs"
     files = PathParam(
         pattern=True, help="CTFFIND output files (ctffind/*_ctf.txt) or RELION CTF STAR files."
     )
     micrographs = InputParam(SetOfMicrographs, help="The micrographs the estimations are of.")
     outputs = {"ctfs": Output(SetOfCTFs, help="One CTF per matched micrograph")}
+
+    def methods(self) -> str:
+        return (
+            "CTF estimations made elsewhere (CTFFIND text or RELION STAR files) were imported "
+            "and matched to the micrographs by name."
+        )
 
     def plan(self) -> Iterator[Step]:
         return file_steps(self.values["files"], FILES_PER_STEP)

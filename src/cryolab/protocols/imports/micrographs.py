@@ -15,6 +15,7 @@ class ImportMicrographs(ImportImages):
     """Import micrographs (motion-corrected images); each file is one micrograph."""
 
     name = "import.micrographs"
+    deterministic = True
     label = "Import micrographs"
     output_name = "micrographs"
     outputs = {"micrographs": Output(SetOfMicrographs, help="The imported micrographs")}

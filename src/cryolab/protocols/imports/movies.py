@@ -14,6 +14,7 @@ class ImportMovies(ImportImages):
     """Import movies (stacks of frames); each file is one movie."""
 
     name = "import.movies"
+    deterministic = True
     label = "Import movies"
     output_name = "movies"
     outputs = {"movies": Output(SetOfMovies, help="The imported movies")}

@@ -31,6 +31,7 @@ class ImportParticles(Protocol):
     given here). Metadata columns the formats hold beyond ours are carried along."""
 
     name = "import.particles"
+    deterministic = True
     label = "Import particles"
     files = PathParam(pattern=True, help="A .star or .cs file, or MRC stacks (pattern).")
     root = PathParam(
@@ -67,6 +68,17 @@ class ImportParticles(Protocol):
         if kinds == {"stack"} and not self.values["sampling_rate"]:
             return [Issue("sampling_rate", "a value is required to import stacks")]
         return []
+
+    def methods(self) -> str:
+        kinds = {Path(f).suffix for f in self.matched()}
+        source = (
+            "a RELION STAR file"
+            if ".star" in kinds
+            else "a cryoSPARC .cs file"
+            if ".cs" in kinds
+            else "MRC stacks"
+        )
+        return f"Particles and their metadata were imported from {source}."
 
     def plan(self) -> Iterator[Step]:
         matched = self.matched()

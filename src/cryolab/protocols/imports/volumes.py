@@ -17,6 +17,7 @@ class ImportVolumes(ImportImages):
     for a single volume."""
 
     name = "import.volumes"
+    deterministic = True
     label = "Import volumes"
     output_name = "volumes"
     half1 = PathParam(default=None, required=False, help="First half map (one volume only).")

@@ -30,6 +30,7 @@ class ImportTable(Protocol):
     """Import tabular files (one batch per file) as a set; a ``uid`` column is kept if present."""
 
     name = "sets.import_table"
+    deterministic = True
     label = "Import table"
     files = PathParam(pattern=True, help="A file or a glob pattern (CSV, TSV, Parquet, Arrow).")
     outputs = {"rows": Output(Set, help="The imported rows")}

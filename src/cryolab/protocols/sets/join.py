@@ -13,6 +13,7 @@ class Join(Protocol):
     """Join metadata from another set onto a set, matching items by uid."""
 
     name = "sets.join"
+    deterministic = True
     label = "Join metadata"
     source = InputParam(Set, label="Input set")
     other = InputParam(Set, label="Metadata from")
@@ -26,6 +27,10 @@ class Join(Protocol):
     )
     prefix = StrParam(default="", required=False, help="Prefix for the added column names.")
     outputs = {"joined": Output(like="source", help="The input items with the added columns")}
+
+    def methods(self) -> str:
+        columns = ", ".join(self.values["columns"]) or "all columns"
+        return f"Metadata ({columns}) of another set were joined onto the items by identifier."
 
     def plan(self) -> Iterator[Step]:
         yield Step("join", "join")

@@ -13,6 +13,7 @@ class Merge(Protocol):
     """Merge several sets into one; uids are kept, so items stay traceable."""
 
     name = "sets.merge"
+    deterministic = True
     label = "Merge sets"
     sets = InputParam(Set, multiple=True, label="Sets", help="The sets to merge, in order.")
     duplicates = ChoiceParam(
@@ -21,6 +22,9 @@ class Merge(Protocol):
         help="A uid present in several inputs: fail, or keep the first.",
     )
     outputs = {"merged": Output(like="sets", help="All items of the inputs")}
+
+    def methods(self) -> str:
+        return f"{len(self.values['sets'])} sets were merged, items keeping their identifiers."
 
     def plan(self) -> Iterator[Step]:
         yield Step("merge", "merge")

@@ -13,6 +13,7 @@ class Split(Protocol):
     """Split a set into parts ``part1`` … ``partN``; random splits are reproducible by seed."""
 
     name = "sets.split"
+    deterministic = True
     label = "Split set"
     source = InputParam(Set, label="Input set")
     parts = IntParam(default=2, min=2, max=1000, help="How many parts to make.")
@@ -31,6 +32,12 @@ class Split(Protocol):
         parts = self.values["parts"]
         count = parts if isinstance(parts, int) and 2 <= parts <= 1000 else 2
         return {f"part{i + 1}": Output(like="source") for i in range(count)}
+
+    def methods(self) -> str:
+        v = self.values
+        how = "at random (seeded)" if v["order"] == "random" else "in order"
+        groups = f", keeping items of the same {v['group_by']} together" if v["group_by"] else ""
+        return f"The set was split {how} into {v['parts']} parts{groups}."
 
     def plan(self) -> Iterator[Step]:
         yield Step("split", "split")

@@ -28,6 +28,7 @@ class Subset(Protocol):
     particles of a subset of micrographs)."""
 
     name = "sets.subset"
+    deterministic = True
     label = "Subset"
     source = InputParam(Set, label="Input set", help="The set to take items from.")
     mode = ChoiceParam(

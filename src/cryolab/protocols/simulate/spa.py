@@ -57,6 +57,7 @@ class SimulateSpa(Protocol):
     """
 
     name = "simulate.spa"
+    deterministic = True
     label = "Simulate single-particle data"
     micrographs = IntParam(default=8, min=1, help="Number of movies.")
     size = IntParam(default=512, min=64, unit="px", help="Edge of the square micrographs.")

@@ -32,6 +32,7 @@ from cryolab.em.classify2d import (
 from cryolab.em.imageio import write_stack
 from cryolab.em.objects import SetOfClasses2D, SetOfParticles
 from cryolab.em.xp import array_module
+from cryolab.protocols.citations import SCHERES2012
 from cryolab.protocols.spa.particle_io import (
     CTF_COLUMNS,
     batches,
@@ -42,14 +43,7 @@ from cryolab.protocols.spa.particle_io import (
 )
 from cryolab.protocols.spa.pick import require_items
 
-CITATION = """@article{scheres2012relion,
-  title = {A Bayesian view on cryo-EM structure determination},
-  author = {Scheres, Sjors H. W.},
-  journal = {Journal of Molecular Biology},
-  volume = {415},
-  pages = {406--418},
-  year = {2012}
-}"""
+CITATION = SCHERES2012
 
 
 class Classify2D(Protocol):
@@ -65,6 +59,7 @@ class Classify2D(Protocol):
     """
 
     name = "spa.classify_2d"
+    deterministic = True
     label = "2-D classification"
     particles = InputParam(SetOfParticles, help="Particles (contrast inverted: protein bright).")
     classes = IntParam(default=10, min=1, help="Number of classes.")
@@ -274,9 +269,9 @@ class Classify2D(Protocol):
         ctf = "CTF-weighted " if self.values["ctf_correction"] else ""
         return (
             f"Particles were classified into {self.values['classes']} 2-D classes without "
-            f"references (cryolab spa.classify_2d) by {self.values['iterations']} passes of "
+            f"references by {self.values['iterations']} passes of hard-assignment "
             f"{ctf}normalised cross-correlation alignment over in-plane angles every "
-            f"{self.values['angular_step']:g} deg and shifts up to {self.values['max_shift']} px, "
-            f"annealing the resolution limit to {self.values['resolution']:g} A, with "
-            "Wiener-type class averages (after Scheres 2012)."
+            f"{self.values['angular_step']:g}° and shifts up to {self.values['max_shift']} px, "
+            f"annealing the resolution limit to {self.values['resolution']:g} Å, with "
+            "Wiener-filtered class averages as in RELION's model [scheres2012relion]."
         )

@@ -14,6 +14,7 @@ from cryolab.em.fsc import low_pass
 from cryolab.em.imageio import write_mrc
 from cryolab.em.objects import SetOfClasses3D, SetOfParticles, SetOfVolumes
 from cryolab.em.reconstruct import Reconstructor
+from cryolab.protocols.citations import PENCZEK1994, SCHERES2012
 from cryolab.protocols.spa.particle_io import particle_acquisition
 from cryolab.protocols.spa.refinement import (
     ANY,
@@ -41,6 +42,7 @@ class Classify3D(IterativeRefinement):
     """
 
     name = "spa.classify_3d"
+    deterministic = True
     label = "3-D classification"
     reference = InputParam(SetOfVolumes, help="Starting map (e.g. from spa.initial_model).")
     classes = IntParam(default=3, min=1, max=50, help="Number of classes.")
@@ -138,9 +140,13 @@ class Classify3D(IterativeRefinement):
     def _filtered(self, volume: NDArray[np.float32], pixel: float) -> NDArray[np.float32]:
         return self.masked(low_pass(volume, pixel, float(self.values["resolution"])), pixel)
 
+    citations = (*IterativeRefinement.citations, PENCZEK1994, SCHERES2012)
+
     def methods(self) -> str:
         return (
             f"Particles were sorted into {self.values['classes']} 3-D classes by multi-reference "
-            f"projection matching at {self.values['resolution']} Å "
-            f"({self.values['iterations']} passes, random initial class assignment)."
+            f"projection matching [penczek1994ribosome] at {self.values['resolution']:g} Å "
+            f"({self.values['iterations']} passes), the classes seeded, as in RELION "
+            "[scheres2012relion], from random subsets of the particles aligned to one "
+            "reference map."
         )

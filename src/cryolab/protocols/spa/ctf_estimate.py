@@ -13,6 +13,7 @@ from cryolab.core.sets import Set, new_uids
 from cryolab.em.ctffit import fit_ctf, power_spectrum
 from cryolab.em.imageio import read_image
 from cryolab.em.objects import Acquisition, SetOfCTFs, SetOfMicrographs
+from cryolab.protocols.citations import ROHOU2015
 
 ADVANCED = "Advanced"
 
@@ -28,6 +29,7 @@ class CtfEstimate(Protocol):
     """
 
     name = "spa.ctf_estimate"
+    deterministic = True
     label = "CTF estimation"
     micrographs = InputParam(SetOfMicrographs, label="Micrographs")
     device = ChoiceParam(["auto", "cpu", "gpu"], default="auto", help="Where to compute.")
@@ -120,11 +122,20 @@ class CtfEstimate(Protocol):
             },
         )
 
+    citations = (*Protocol.citations, ROHOU2015)
+
     def methods(self) -> str:
-        low, high = self.values["defocus_range"]
+        v = self.values
+        low, high = v["defocus_range"]
+        fine, coarse = sorted(v["resolution_range"])
         return (
-            f"CTF parameters were estimated with cryolab from power spectra of "
-            f"{self.values['box']} px tiles, searching defocus from {low:g} to {high:g} A."
+            "CTF parameters were estimated in the manner of CTFFIND4 [rohou2015ctffind4] from "
+            f"the averaged power spectra of {v['box']} px tiles overlapping by "
+            f"{v['overlap'] * 100:.0f} %: after background subtraction, an exhaustive search of "
+            f"defocus from {low / 1e4:g} to {high / 1e4:g} µm on the rotational average was "
+            "refined for astigmatism on the 2-D spectrum, fitting resolutions from "
+            f"{coarse:g} to {fine:g} Å, and each fit's resolution was taken where the "
+            "equiphase average stopped agreeing with the model."
         )
 
 

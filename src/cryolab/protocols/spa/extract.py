@@ -37,6 +37,7 @@ class Extract(Protocol):
     """
 
     name = "spa.extract"
+    deterministic = True
     label = "Particle extraction"
     micrographs = InputParam(SetOfMicrographs, label="Micrographs")
     coordinates = InputParam(SetOfCoordinates, label="Coordinates")
@@ -189,7 +190,17 @@ class Extract(Protocol):
         )
 
     def methods(self) -> str:
-        text = f"Particles were extracted in boxes of {self.values['box']} px"
-        if self.values["downsample_to"]:
-            text += f", downsampled to {self.values['downsample_to']} px"
-        return text + " (cryolab spa.extract)."
+        v = self.values
+        text = f"Particles were extracted in boxes of {v['box']} px"
+        steps = []
+        if v["phase_flip"]:
+            steps.append("phase-flipped")
+        if v["invert"]:
+            steps.append("contrast-inverted")
+        if v["downsample_to"]:
+            steps.append(f"downsampled to {v['downsample_to']} px by Fourier cropping")
+        if v["normalise"]:
+            steps.append("normalised to a zero-mean, unit-variance background")
+        if steps:
+            text += ", " + ", ".join(steps[:-1]) + (" and " if len(steps) > 1 else "") + steps[-1]
+        return text + "."

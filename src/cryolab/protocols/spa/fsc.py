@@ -15,6 +15,7 @@ from cryolab.core.sets import Set
 from cryolab.em.fsc import masked_fsc, resolution, soft_mask
 from cryolab.em.imageio import read_image
 from cryolab.em.objects import FSC, SetOfVolumes
+from cryolab.protocols.citations import CHEN2013, ROSENTHAL2003
 
 
 def volume_paths(volumes: Set, row: int = 0) -> dict[str, Path]:
@@ -111,8 +112,21 @@ class Fsc(Protocol):
         ctx.append("fsc", rows)
         ctx.log.info("resolution %.2f A at FSC 0.143, %.2f A at 0.5", at_0143, at_05)
 
+    citations = (*Protocol.citations, ROSENTHAL2003, CHEN2013)
+
+    def cited(self) -> list[str]:
+        """The 0.143 criterion; the phase-randomisation correction only with a mask."""
+        keys = ["cryolab", "rosenthal2003optimal"]
+        return [*keys, "chen2013noise"] if self.values["mask_radius"] else keys
+
     def methods(self) -> str:
+        masked = (
+            f" within a soft spherical mask of {self.values['mask_radius']:g} Å radius, "
+            "corrected for the mask by phase randomisation [chen2013noise]"
+            if self.values["mask_radius"]
+            else ""
+        )
         return (
-            "Resolution was estimated by Fourier shell correlation at the 0.143 threshold "
-            "(phase-randomisation correction for the mask)."
+            f"Resolution was estimated by Fourier shell correlation{masked}, at the 0.143 "
+            "threshold [rosenthal2003optimal]."
         )

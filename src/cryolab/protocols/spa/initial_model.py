@@ -15,6 +15,7 @@ from cryolab.em.geometry import euler_to_matrix
 from cryolab.em.imageio import write_mrc
 from cryolab.em.objects import SetOfVolumes
 from cryolab.em.reconstruct import Reconstructor
+from cryolab.protocols.citations import PENCZEK1994
 from cryolab.protocols.spa.particle_io import batches, particle_acquisition, reconstructor
 from cryolab.protocols.spa.refinement import IterativeRefinement, Pass, Poses
 
@@ -61,6 +62,7 @@ class InitialModel(IterativeRefinement):
     """
 
     name = "spa.initial_model"
+    deterministic = True
     label = "Initial 3-D model"
     iterations = IntParam(default=12, min=1, max=200, help="Passes over the particles.")
     max_particles = IntParam(
@@ -183,11 +185,14 @@ class InitialModel(IterativeRefinement):
             at = np.array([position[int(r)] for r in chosen])
             self._insert(maker, images, poses, at, pixel, particles, chosen)
 
+    citations = (*IterativeRefinement.citations, PENCZEK1994)
+
     def methods(self) -> str:
         return (
             "An initial model was built ab initio from "
             f"up to {self.values['max_particles']} particles by iterative projection matching "
-            "(global orientation search on a "
-            f"{self.values['angular_step']}° grid) from random orientations, the resolution "
-            f"rising from {self.values['start_resolution']} to {self.values['resolution']} Å."
+            f"[penczek1994ribosome] ({self.values['iterations']} passes of global orientation "
+            f"search on a {self.values['angular_step']:g}° grid) from random orientations, the "
+            f"resolution rising from {self.values['start_resolution']:g} to "
+            f"{self.values['resolution']:g} Å."
         )

@@ -14,16 +14,8 @@ from cryolab.core.sets import Set, new_uids
 from cryolab.em.imageio import read_image, write_mrc
 from cryolab.em.motion import align_frames, dose_weight, sum_frames
 from cryolab.em.objects import Acquisition, SetOfMicrographs, SetOfMovies
+from cryolab.protocols.citations import GRANT2015
 
-CITATION = """@article{grant2015dose,
-  title = {Measuring the optimal exposure for single particle cryo-EM using a 2.6 {\\AA}
-           reconstruction of rotavirus VP6},
-  author = {Grant, Timothy and Grigorieff, Nikolaus},
-  journal = {eLife},
-  volume = {4},
-  pages = {e06980},
-  year = {2015}
-}"""
 ADVANCED = "Advanced"
 
 
@@ -50,6 +42,7 @@ class MotionCorrect(Protocol):
     """
 
     name = "spa.motion_correct"
+    deterministic = True
     label = "Motion correction"
     movies = InputParam(SetOfMovies, label="Movies")
     device = ChoiceParam(["auto", "cpu", "gpu"], default="auto", help="Where to compute.")
@@ -77,7 +70,7 @@ class MotionCorrect(Protocol):
         "micrographs": Output(SetOfMicrographs, help="Aligned sums, one per movie"),
         "shifts": Output(Set, help="Per-frame shifts: movie_uid, frame, shift_x, shift_y (px)"),
     }
-    citations = (*Protocol.citations, CITATION)
+    citations = (*Protocol.citations, GRANT2015)
 
     def plan(self) -> Iterator[Step]:
         shards = int(self.values["parallel"])
@@ -176,12 +169,18 @@ class MotionCorrect(Protocol):
         )
 
     def methods(self) -> str:
+        v = self.values
         text = (
-            "Movie frames were aligned globally by iterative cross-correlation of each frame "
-            "with the sum of the others (cryolab)"
+            "Movie frames were aligned globally, as in Unblur [grant2015dose], by iterative "
+            "cross-correlation of each frame with the sum of the others, filtered with a "
+            f"B-factor of {v['bfactor']:g} Å² ({v['iterations']} iterations at most, shifts up "
+            f"to {v['max_shift']:g} px)"
         )
-        if self.values["dose_weighting"]:
-            text += " and dose-weighted with the critical exposures of [grant2015dose]"
+        if v["binning"] > 1:
+            text += f", the sums binned by {v['binning']} by Fourier cropping"
+        if v["dose_weighting"]:
+            text += ", and the aligned frames were dose-weighted with the critical-exposure "
+            text += "model of the same work"
         return text + "."
 
 

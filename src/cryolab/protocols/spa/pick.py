@@ -22,6 +22,7 @@ from cryolab.core.protocol import Output, Protocol, Step, StepContext
 from cryolab.core.sets import Set, new_uids
 from cryolab.em.objects import SetOfClasses2D, SetOfCoordinates, SetOfImages, SetOfMicrographs
 from cryolab.em.picking import pick_dog, pick_template
+from cryolab.protocols.citations import ROSEMAN2003, VOSS2009
 
 ADVANCED = "Advanced"
 
@@ -53,6 +54,7 @@ class Pick(Protocol):
     """
 
     name = "spa.pick"
+    deterministic = True
     label = "Particle picking"
     micrographs = InputParam(SetOfMicrographs, label="Micrographs")
     method = ChoiceParam(["dog", "template"], default="dog", help="Template-free or templates.")
@@ -184,15 +186,24 @@ class Pick(Protocol):
             },
         )
 
+    citations = (*Protocol.citations, VOSS2009, ROSEMAN2003)
+
+    def cited(self) -> list[str]:
+        """The picking method's paper: DoG picking or fast local correlation."""
+        used = "voss2009dogpicker" if self.values["method"] == "dog" else "roseman2003findem"
+        return ["cryolab", used]
+
     def methods(self) -> str:
         how = (
-            "a difference-of-Gaussians filter matched to the particle size"
+            "a difference-of-Gaussians filter matched to the particle size "
+            f"[voss2009dogpicker] (responses above {self.values['threshold']:g} robust sigmas)"
             if self.values["method"] == "dog"
-            else "normalised cross-correlation with in-plane rotated templates"
+            else "locally normalised cross-correlation with in-plane rotated templates "
+            f"every {self.values['angular_step']:g}° [roseman2003findem] (minimum correlation "
+            f"{self.values['min_correlation']:g})"
         )
         return (
-            f"Particles of {self.values['particle_diameter']:g} Å diameter were picked with "
-            f"{how} (cryolab spa.pick)."
+            f"Particles of {self.values['particle_diameter']:g} Å diameter were picked with {how}."
         )
 
 

@@ -12,6 +12,7 @@ from cryolab.core.sets import Set
 from cryolab.em.fsc import estimate_bfactor, low_pass, masked_fsc, resolution, sharpen
 from cryolab.em.imageio import write_mrc
 from cryolab.em.objects import FSC, SetOfVolumes
+from cryolab.protocols.citations import CHEN2013, ROSENTHAL2003
 from cryolab.protocols.spa.fsc import (
     fsc_rows,
     pixel_size,
@@ -31,6 +32,7 @@ class Postprocess(Protocol):
     """
 
     name = "spa.postprocess"
+    deterministic = True
     label = "Post-processing"
     volume = InputParam(SetOfVolumes, help="A volume with two half maps.")
     mask = InputParam(
@@ -104,9 +106,34 @@ class Postprocess(Protocol):
         ctx.append("fsc", rows)
         ctx.log.info("resolution %.2f A, B-factor %.1f A^2", found, bfactor)
 
+    citations = (*Protocol.citations, ROSENTHAL2003, CHEN2013)
+
+    def cited(self) -> list[str]:
+        """The 0.143 criterion and B-factor; the mask correction only with a mask."""
+        masked = bool(self.values["mask"] or self.values["mask_radius"])
+        return ["cryolab", "rosenthal2003optimal", *(["chen2013noise"] if masked else [])]
+
     def methods(self) -> str:
+        v = self.values
+        if v["mask"]:
+            mask = "the given solvent mask"
+        elif v["mask_radius"]:
+            mask = f"a soft spherical mask of {v['mask_radius']:g} Å radius"
+        else:
+            mask = "no mask"
+        bfactor = (
+            f"a B-factor of {v['bfactor']:g} Å²"
+            if v["bfactor"] is not None
+            else "a B-factor fitted on the Guinier plot from "
+            f"{v['fit_low_resolution']:g} Å to the resolution [rosenthal2003optimal]"
+        )
+        corrected = (
+            "corrected for the mask by phase randomisation [chen2013noise] and "
+            if mask != "no mask"
+            else ""
+        )
         return (
-            "The map was post-processed: masked FSC of the half maps corrected by phase "
-            "randomisation (0.143 threshold), B-factor sharpening and low-pass filtering at "
-            "the resolution."
+            f"The map was post-processed with {mask}: the FSC of the half maps was "
+            f"{corrected}read at 0.143 [rosenthal2003optimal], and the map was sharpened with "
+            f"{bfactor} and low-pass filtered at the resolution."
         )

@@ -22,6 +22,7 @@ from cryolab.core.sets import Set
 from cryolab.em.imageio import write_mrc
 from cryolab.em.objects import SetOfParticles, SetOfVolumes
 from cryolab.em.reconstruct import Reconstructor
+from cryolab.protocols.citations import PENCZEK2004
 from cryolab.protocols.spa.particle_io import (
     batches,
     box_size,
@@ -164,9 +165,12 @@ class Reconstruct(Protocol):
         )
         ctx.log.info("reconstructed %d particles", halves[1].count)
 
+    citations = (*Protocol.citations, PENCZEK2004)
+
     def methods(self) -> str:
-        ctf = " with CTF weighting" if self.values["ctf_correction"] else ""
+        ctf = " with Wiener-type CTF weighting" if self.values["ctf_correction"] else ""
         return (
-            "A map was reconstructed by direct Fourier inversion with trilinear gridding"
-            f"{ctf} (padding {self.values['pad']}, C1), with two half maps."
+            "A map and two half maps were reconstructed by gridding-based direct Fourier "
+            f"inversion [penczek2004gridding] (trilinear interpolation{ctf}, padding "
+            f"factor {self.values['pad']}, C1)."
         )

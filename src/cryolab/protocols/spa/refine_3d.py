@@ -14,6 +14,12 @@ from cryolab.em.fsc import fsc, low_pass, resolution
 from cryolab.em.imageio import write_mrc
 from cryolab.em.objects import FSC, SetOfParticles, SetOfVolumes
 from cryolab.em.reconstruct import Reconstructor
+from cryolab.protocols.citations import (
+    HENDERSON2012,
+    PENCZEK1994,
+    ROSENTHAL2003,
+    SCHERES2012_OVERFITTING,
+)
 from cryolab.protocols.spa.particle_io import particle_acquisition
 from cryolab.protocols.spa.reconstruct import half_assignment
 from cryolab.protocols.spa.refinement import (
@@ -47,6 +53,7 @@ class Refine3D(IterativeRefinement):
     """
 
     name = "spa.refine_3d"
+    deterministic = True
     label = "3-D refinement (gold-standard)"
     reference = InputParam(SetOfVolumes, help="Starting map (e.g. from spa.initial_model).")
     iterations = IntParam(default=8, min=1, max=200, help="Passes over the particles.")
@@ -201,9 +208,27 @@ class Refine3D(IterativeRefinement):
         spectrum[radius > 0.5] = 0
         return np.fft.ifftn(spectrum).real.astype(np.float32)
 
+    citations = (
+        *IterativeRefinement.citations,
+        PENCZEK1994,
+        SCHERES2012_OVERFITTING,
+        HENDERSON2012,
+        ROSENTHAL2003,
+    )
+
     def methods(self) -> str:
+        v = self.values
+        search = (
+            "local searches only"
+            if v["local_only"]
+            else f"{v['global_passes']} global passes on a {v['angular_step']:g}° grid, then "
+            "local searches"
+        )
         return (
-            "Orientations were refined by projection matching with gold-standard half sets "
-            f"(first a global search on a {self.values['angular_step']}° grid, then local "
-            "searches), the references filtered by the half-map FSC; resolution by FSC = 0.143."
+            "Orientations were refined by projection matching [penczek1994ribosome] against "
+            "two independently refined half maps (gold standard "
+            f"[scheres2012overfitting, henderson2012validation]; {v['iterations']} passes, "
+            f"{search}, starting at {v['initial_resolution']:g} Å), the references filtered "
+            "by the half-map FSC; the resolution was read where the FSC fell below 0.143 "
+            "[rosenthal2003optimal]."
         )
