@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from small_demo import SMALL
+from small_demo import DEMO_PROTOCOLS, SMALL
 
 from cryolab.core.project import open_project
 from cryolab.demo import checks, main
@@ -25,19 +25,7 @@ def test_demo_runs_the_whole_pipeline(
     assert code in (0, 1), out  # 1: a check failed, as it may on so little data
     project = open_project(tmp_path / "demo-project", create=False)
     protocols = [run.protocol for run in project.runs()]
-    assert protocols == [
-        "simulate.spa",
-        "spa.motion_correct",
-        "spa.ctf_estimate",
-        "spa.pick",
-        "spa.extract",
-        "spa.classify_2d",
-        "spa.initial_model",
-        "spa.initial_model",
-        "spa.classify_3d",
-        "spa.refine_3d",
-        "spa.postprocess",
-    ]
+    assert protocols == DEMO_PROTOCOLS
     assert {r.status for r in project.runs()} == {"finished"}
     for label, *_ in checks(SMALL):
         assert label in out

@@ -13,6 +13,7 @@ from typing import Any
 import nbformat
 import papermill
 import pytest
+from small_demo import DEMO_PROTOCOLS
 
 from cryolab.cli import main
 from cryolab.core import notebook_export
@@ -21,19 +22,6 @@ from cryolab.core.project import Project, open_project
 from cryolab.core.sets import Set
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_PROTOCOLS = [
-    "simulate.spa",
-    "spa.motion_correct",
-    "spa.ctf_estimate",
-    "spa.pick",
-    "spa.extract",
-    "spa.classify_2d",
-    "spa.initial_model",
-    "spa.initial_model",
-    "spa.classify_3d",
-    "spa.refine_3d",
-    "spa.postprocess",
-]
 
 
 def ruff(notebook: Path) -> subprocess.CompletedProcess[str]:

@@ -15,3 +15,18 @@ SMALL = DemoSettings(
     class3d_iterations=2,
     refine_iterations=2,
 )
+
+# the protocols of its runs, in run order
+DEMO_PROTOCOLS = [
+    "simulate.spa",
+    "spa.motion_correct",
+    "spa.ctf_estimate",
+    "spa.pick",
+    "spa.extract",
+    "spa.classify_2d",
+    "spa.initial_model",
+    "spa.initial_model",
+    "spa.classify_3d",
+    "spa.refine_3d",
+    "spa.postprocess",
+]
