@@ -76,3 +76,25 @@ def test_run_graph_widget_shows_statuses_live_and_details(page: Any, lab: Lab) -
     page.get_by_text("Run 2: sets.subset (finished)").wait_for(timeout=10_000)
     page.get_by_text("subset (5, closed)").wait_for(timeout=10_000)
     screenshot(page, "run-graph-widget")
+
+
+def test_compare_widget_redraws_when_a_run_is_picked(page: Any, lab: Lab) -> None:
+    (lab.root / "t.csv").write_text("score\n" + "\n".join(str(i / 10) for i in range(10)) + "\n")
+    cells = [
+        "import cryolab\n"
+        "project = cryolab.open_project('compare-project')\n"
+        "rows = project.run('sets.import_table', files='t.csv').wait(60)\n"
+        "a = project.run('sets.subset', source=rows.out.rows, where='score > 0.15').wait(60)\n"
+        "b = project.run('sets.subset', source=rows.out.rows, where='score > 0.65').wait(60)\n"
+        "project.compare_widget()",
+    ]
+    open_notebook(page, lab, "compare.ipynb", cells)
+    widget = page.locator(".cryolab-compare-widget")
+    widget.get_by_text("score > 0.65").wait_for(timeout=60_000)
+    assert widget.locator("table").count() >= 2  # the parameters and the subset output
+    # pick the import as run B: the comparison is redrawn by the kernel
+    widget.locator("select").nth(1).select_option(
+        label="#1 sets.import_table (sets.import_table, finished)"
+    )
+    widget.get_by_text("Run 1").first.wait_for(timeout=30_000)
+    screenshot(page, "compare-widget")

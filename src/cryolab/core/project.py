@@ -565,6 +565,15 @@ class Project:
         """
         return compare_runs(self, a, b)
 
+    def compare_widget(self, a: int | None = None, b: int | None = None) -> Any:
+        """Two run pickers and their comparison, redrawn as the picks change (notebooks).
+
+        The widget is :mod:`cryolab.ui.compare`, looked up by name at call time like
+        :meth:`graph`; ``a`` and ``b`` are the runs shown first (default: the newest run and an
+        earlier run of the same protocol).
+        """
+        return importlib.import_module("cryolab.ui.compare").compare_widget(self, a, b)
+
     def events(self, since: int = 0) -> list[dict[str, Any]]:
         """Events after id ``since`` (status changes, creations, ...), for observers."""
         return [
