@@ -75,6 +75,8 @@ def test_run_graph_widget_shows_statuses_live_and_details(page: Any, lab: Lab) -
     page.locator(".cryolab-graph g.run[data-run='2']").click()
     page.get_by_text("Run 2: sets.subset (finished)").wait_for(timeout=10_000)
     page.get_by_text("subset (5, closed)").wait_for(timeout=10_000)
+    # made by the notebook's second cell, as JupyterLab told the kernel (origin.notebook)
+    page.get_by_text("From graph.ipynb, cell 2").wait_for(timeout=10_000)
     screenshot(page, "run-graph-widget")
 
 

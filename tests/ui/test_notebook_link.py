@@ -63,7 +63,11 @@ def test_a_jupyterlab_cell_is_recorded(tmp_path: Path) -> None:
     root = tmp_path / "root"
     notebook = root / "analysis" / "ctf.ipynb"
     notebook.parent.mkdir(parents=True)
-    nbformat.write(nbformat.v4.new_notebook(), notebook)
+    saved = nbformat.v4.new_notebook()
+    # as last saved: the cells with the ids JupyterLab sends (cell-b not saved yet)
+    saved.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("open")]
+    saved.cells[0].id, saved.cells[1].id = "first-cell", "cell-a"
+    nbformat.write(saved, notebook)
     # the Jupyter server that "started" the kernel is its parent process: this test
     runtime = tmp_path / "runtime"
     runtime.mkdir()
@@ -85,9 +89,11 @@ def test_a_jupyterlab_cell_is_recorded(tmp_path: Path) -> None:
         "abs_path": str(notebook.resolve()),
         "execution_count": 2,
         "cell_id": "cell-a",
+        "cell_index": 1,
     }
     assert second.notebook is not None
     assert (second.notebook["cell_id"], second.notebook["execution_count"]) == ("cell-b", 3)
+    assert "cell_index" not in second.notebook
 
 
 @pytest.mark.parametrize("named_by", ["environment", "papermill"])

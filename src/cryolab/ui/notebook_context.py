@@ -15,7 +15,8 @@ run is created inside an IPython kernel. What the kernel can know:
 - **The cell.** JupyterLab and Notebook 7 send the cell's id in the metadata of the
   ``execute_request`` (``cellId``). Other clients (nbclient, hence papermill) send none; the
   cell is then found in the notebook file by its source, when exactly one code cell has the
-  source being executed (``cell_id`` and ``cell_index``).
+  source being executed (``cell_id`` and ``cell_index``). The index of a cell known by its id
+  is read from the notebook as last saved (absent for a cell not saved yet).
 - **The execution count** of the executing request.
 
 A run created from a widget callback (a form's button) records the notebook without a cell.
@@ -58,9 +59,9 @@ def notebook_origin() -> dict[str, Any]:
         cell_id = (parent.get("metadata") or {}).get("cellId")
         if cell_id:
             entry["cell_id"] = str(cell_id)
-        elif entry.get("abs_path"):
+        if entry.get("abs_path"):
             code = (parent.get("content") or {}).get("code", "")
-            entry.update(find_cell(Path(entry["abs_path"]), code))
+            entry.update(find_cell(Path(entry["abs_path"]), code, entry.get("cell_id")))
     if "path" not in entry and "cell_id" not in entry:
         return {}
     return {NAME: entry}
@@ -103,19 +104,22 @@ def server_root() -> Path | None:
     return Path(root).expanduser().resolve()
 
 
-def find_cell(notebook: Path, code: str) -> dict[str, Any]:
-    """The id and index of the only code cell of ``notebook`` whose source is ``code``."""
+def find_cell(notebook: Path, code: str, cell_id: str | None = None) -> dict[str, Any]:
+    """The id and index of the cell of ``notebook`` with id ``cell_id`` (as last saved), else
+    of the only code cell whose source is ``code``; ``{}`` when there is no such cell."""
     try:
         cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    matches = [
-        (index, cell)
-        for index, cell in enumerate(cells)
-        if isinstance(cell, dict)
-        and cell.get("cell_type") == "code"
-        and _source(cell.get("source", "")) == code
-    ]
+    cells = [cell if isinstance(cell, dict) else {} for cell in cells]
+    if cell_id is not None:
+        matches = [(i, cell) for i, cell in enumerate(cells) if cell.get("id") == cell_id]
+    else:
+        matches = [
+            (index, cell)
+            for index, cell in enumerate(cells)
+            if cell.get("cell_type") == "code" and _source(cell.get("source", "")) == code
+        ]
     if len(matches) != 1:
         return {}
     index, cell = matches[0]

@@ -74,9 +74,18 @@ function drawDetails(pane, details) {
   outputs.textContent = "Outputs: " + (Object.entries(details.outputs || {}).map(([name, o]) => `${name} (${o.count}, ${o.state})`).join(", ") || "none");
   const summary = document.createElement("p");
   summary.textContent = details.summary || "";
+  const origin = document.createElement("p");
+  origin.className = "notebook";
+  const link = details.notebook;
+  if (link) {
+    const cell = link.cell_index !== null && link.cell_index !== undefined
+      ? `, cell ${link.cell_index + 1}`
+      : link.execution_count ? `, execution [${link.execution_count}]` : "";
+    origin.textContent = `From ${link.path}${cell}`;
+  }
   const log = document.createElement("pre");
   log.textContent = details.error ? `${details.error}\n\n${details.log}` : details.log || "(no log)";
-  pane.append(title, table, outputs, summary, log);
+  pane.append(title, origin, table, outputs, summary, log);
 }
 
 export default {
