@@ -1,7 +1,8 @@
 """Sphinx configuration of the cryolab documentation (``make docs``).
 
 The pages are MyST Markdown; the tutorials are the notebooks of ``notebooks/``, copied into
-``docs/tutorials/`` at build time and rendered as saved (the docs build never executes them).
+``docs/tutorials/`` at build time and rendered as committed: code and text, no outputs (the
+committed notebooks are clean and the docs build never executes them).
 The build runs with ``-W -n``: any warning or unresolved reference fails.
 """
 
@@ -37,7 +38,7 @@ root_doc = "index"
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
-nb_execution_mode = "off"  # notebooks are shown with the outputs they were saved with
+nb_execution_mode = "off"  # too slow for make test; papermill runs them in tests/notebooks
 # widget views need a live kernel: a saved notebook shows their text form instead
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 

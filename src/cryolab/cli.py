@@ -329,12 +329,16 @@ def cmd_import_scipion(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    from cryolab.core.report import check_formats
+
+    formats = check_formats(f.strip() for f in args.format.split(",") if f.strip())
     report = _project(args.path).report(title=args.title or None, license=args.license)
     written = report.write(args.output, formats)
     for kind in ("html", "md", "crate"):
         if kind in written:
             print(f"wrote {written[kind]}")
+    if report.crate_note:
+        print(f"cryolab report: warning: {report.crate_note}", file=sys.stderr)
     return 0
 
 
@@ -478,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce",
         cmd_reproduce,
         "re-run a project, workflow JSON or notebook into a new project and compare the "
-        "results (exit 0: identical or within tolerance, 1: a run differs)",
+        "results (exit 0: identical or within tolerance, 1: a run differs or nothing could "
+        "be compared)",
         path=False,
     )
     reproduce.add_argument("source", metavar="SOURCE", help="project folder, .json or .ipynb")
@@ -486,7 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--against", metavar="PROJECT", help="the project to compare with")
     reproduce.add_argument("--json", action="store_true")
     reproduce.add_argument(
-        "--timeout", type=float, default=None, metavar="S", help="for the runs and each cell"
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="limit for the whole re-execution (notebook and runs); runs still going are aborted",
     )
     reproduce.add_argument(
         "--set", action="append", default=[], metavar="name=value", help="a workflow parameter"

@@ -136,6 +136,19 @@ def test_abort_stops_the_process_and_its_workers(project: Project) -> None:
         run.wait(5)
 
 
+def test_a_status_change_only_from_active_leaves_a_finished_run_alone(project: Project) -> None:
+    run = project.run("test.count", steps=1, delay=0.0).wait(60)
+    events = len(project.events())
+    changed = database.set_status(
+        project.db, run.id, "aborted", only_from=("launched", "scheduled", "running"), error="x"
+    )
+    assert not changed
+    assert (run.status, run.error) == ("finished", None)
+    assert len(project.events()) == events  # no status event for a change not made
+    run.abort()  # what an abort racing with the run's end does
+    assert run.status == "finished"
+
+
 def _kill_midway(project: Project, steps: int) -> tuple[int, set[str]]:
     run = project.run("test.count", steps=steps, delay=0.15, cores=2, seed=1234)
     wait_for(lambda: sum(s["status"] == "done" for s in run.steps()) >= 4)

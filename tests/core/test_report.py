@@ -120,6 +120,29 @@ def test_an_empty_project_reports_without_runs(project: Project) -> None:
     assert "No run has outputs with figures yet." in report.to_html()
 
 
+def test_a_run_whose_protocol_is_not_installed_is_listed_with_a_note(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = project.run("test.count", steps=1).wait(TIMEOUT)
+    project.run("sets.subset", source=count.out.numbers, where="value < 3").wait(TIMEOUT)
+    monkeypatch.setenv("CRYOLAB_PLUGINS", "")  # the test plugin is uninstalled
+    registry.refresh()
+    report = Report(project)
+    assert [r.protocol for r in report.runs] == ["test.count", "sets.subset"]
+    assert "test.count is not available in this installation" in report.runs[0].note
+    assert report.runs[1].note == ""
+    assert "Run 1 used the protocol test.count." in report.methods_text
+    assert "Items were selected where value < 3." in report.methods_text
+    written = report.write(tmp_path / "r", ["html", "crate"])
+    assert set(written) == {"html"}  # no workflow, so no crate
+    assert report.crate_note is not None and "unknown protocol 'test.count'" in report.crate_note
+    html = written["html"].read_text()
+    assert html.count('class="note"') == 2 and "No RO-Crate was written" in html
+    report.write(tmp_path / "r", ["html"])  # no crate asked for: nothing to note
+    assert report.crate_note is None
+    assert "No RO-Crate" not in (tmp_path / "r" / "report.html").read_text()
+
+
 def test_bibtex_entries_are_read_numbered_and_formatted() -> None:
     entry = parse(CRYOLAB_BIBTEX)
     assert entry.key == "cryolab" and entry.fields["year"] == "2026"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,45 @@ def test_a_reordered_input_is_named_in_the_run_that_differs_after_it(
     assert "came in another row order" in verdicts[classify.id]["details"]
 
 
+def test_statistical_comparison_end_to_end(
+    small_demo: Path, reproduced_demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs of protocols taken as non-deterministic: sizes, KS per column, maps by FSC."""
+    from cryolab.core.plugins import registry
+    from cryolab.core.sets import new_uids
+
+    for protocol in ("spa.pick", "spa.postprocess"):
+        monkeypatch.setattr(registry.get(protocol), "deterministic", False)
+    copy = tmp_path / "statistical"
+    shutil.copytree(reproduced_demo, copy)
+    project = open_project(copy, create=False)
+    pick = next(r for r in project.runs() if r.protocol == "spa.pick")
+    picks = pick.out.coordinates.load()
+    rng = np.random.default_rng(8)
+    jittered = picks.with_columns(
+        **{"coordinate.x": picks["coordinate.x"] + rng.normal(scale=0.5, size=len(picks))}
+    )
+    _replace(pick.out.coordinates, jittered.take(np.arange(1, len(picks))))  # one pick fewer
+    post = next(r for r in project.runs() if r.protocol == "spa.postprocess")
+    volumes = post.out.volume.load()
+    _replace(post.out.volume, volumes.with_columns(uid=new_uids(1)))  # a map drawn anew
+
+    report = compare_projects(
+        open_project(small_demo, create=False), project, reproduction_pairs(project)
+    )
+    runs = {r["protocol"]: r for r in report.runs}
+    coordinates = runs["spa.pick"]["outputs"]["coordinates"]
+    assert not runs["spa.pick"]["deterministic"]
+    assert coordinates["count"]["source"] == coordinates["count"]["reproduced"] + 1
+    assert coordinates["columns"]["coordinate.x"]["ks_pvalue"] > 0.01
+    assert coordinates["verdict"] == "within tolerance", coordinates["summary"]
+    volume = runs["spa.postprocess"]["outputs"]["volume"]
+    assert volume["matched_by"] == "single row" and "item uids drawn anew" in volume["notes"]
+    assert volume["items"]["verdict"] == "identical" and volume["items"]["min_fsc"] > 0.99
+    assert runs["spa.postprocess"]["verdict"] in PASSING
+    assert "statistical" in str(report)
+
+
 def _replace(ref: OutputRef, data: Set) -> None:
     shutil.rmtree(ref.path)
     data.save(ref.path)
@@ -232,6 +273,11 @@ def test_notebook_is_executed_with_papermill(counted: Project, tmp_path: Path) -
     assert str(tmp_path / "again") in json.dumps(executed["cells"])  # the injected parameter
     assert Path(notebook["output"]).parent == tmp_path / "again" / "notebooks"
     assert "<table>" in report._repr_html_()
+    # the reproduced runs record the executed notebook they were made in
+    again = open_project(tmp_path / "again", create=False)
+    origins = [run.origin.get("notebook") or {} for run in again.runs()]
+    assert [o.get("abs_path") for o in origins] == [notebook["output"]] * 2
+    again.close()
 
 
 @pytest.mark.parametrize(
@@ -254,15 +300,72 @@ def test_notebook_failures_name_the_cell(
     assert report.verdict == "differs" and expected in str(report)
 
 
+def test_the_timeout_bounds_the_whole_notebook(counted: Project, tmp_path: Path) -> None:
+    """Two cells of 3 s each, each within 5 s, but not both: the second is stopped."""
+    pytest.importorskip("papermill")
+    cells = ("import time\ntime.sleep(3)", "time.sleep(3)")
+    source = _notebook(tmp_path, {"project": str(counted.path), "runs": []}, *cells)
+    report = reproduce(source, tmp_path / "again", timeout=5)
+    notebook = report.to_dict()["notebook"]
+    assert notebook["status"] == "failed"
+    assert "did not finish within the timeout of 5 s" in notebook["error"]
+    assert notebook["duration"] < 8
+
+
 def test_notebook_without_papermill(
     counted: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from cryolab.core.reproduce_notebook import NotebookError
 
+    closed: list[Path] = []
+    close = Project.close
+
+    def record(project: Project) -> None:
+        closed.append(project.path)
+        close(project)
+
+    monkeypatch.setattr(Project, "close", record)
     monkeypatch.setitem(sys.modules, "papermill", None)
     source = _notebook(tmp_path, {"project": str(counted.path), "runs": [1, 2]})
     with pytest.raises(NotebookError, match="needs papermill"):
         reproduce(source, tmp_path / "again")
+    assert not (tmp_path / "again").exists()  # removed: a retry is not refused
+    assert {counted.path, tmp_path / "again"} <= set(closed)  # every opened project closed
+    (tmp_path / "empty").mkdir()  # a folder that existed is kept, emptied again
+    with pytest.raises(NotebookError, match="needs papermill"):
+        reproduce(source, tmp_path / "empty")
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+
+
+def test_an_interrupted_notebook_leaves_nothing(
+    counted: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryolab.core import reproduce_notebook
+
+    def interrupted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reproduce_notebook, "execute", interrupted)
+    source = _notebook(tmp_path, {"project": str(counted.path), "runs": [1, 2]})
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(source, tmp_path / "again")
+    assert not (tmp_path / "again").exists()
+
+
+def test_the_notebook_source_project_is_checked_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryolab.core import reproduce_notebook
+
+    executed: list[Any] = []
+    monkeypatch.setattr(reproduce_notebook, "execute", lambda *a, **k: executed.append(a))
+    source = _notebook(tmp_path, {"project": str(tmp_path / "gone"), "runs": [1]})
+    with pytest.raises(ReproductionError, match=r"named in notebook\.ipynb.*not a cryolab project"):
+        reproduce(source, tmp_path / "again")
+    assert not (tmp_path / "again").exists() and not executed
+    with pytest.raises(ReproductionError, match=r"--against.*not a cryolab project"):
+        reproduce(source, tmp_path / "again", against=tmp_path)
+    assert not (tmp_path / "again").exists() and not executed
 
 
 def test_refusals(counted: Project, tmp_path: Path) -> None:
@@ -279,7 +382,33 @@ def test_refusals(counted: Project, tmp_path: Path) -> None:
         reproduce(tmp_path / "plain", tmp_path / "new")
     with pytest.raises(ReproductionError, match="does not name its source project"):
         reproduce(_notebook(tmp_path, None), tmp_path / "new")
+    with pytest.raises(ReproductionError, match="a project is compared with itself"):
+        reproduce(counted.path, tmp_path / "new", against=tmp_path / "taken")
     assert not (tmp_path / "new").exists()
+    with pytest.raises(ReproductionError, match=r"notes\.txt is a file"):
+        reproduce(counted.path, tmp_path / "notes.txt")
+    with pytest.raises(ReproductionError, match=r"notes\.txt is a file"):
+        reproduce(counted.path, tmp_path / "notes.txt" / "below")
+    with pytest.raises(ReproductionError, match="plain is a folder that is not empty"):
+        (tmp_path / "plain" / "data.txt").write_text("x")
+        reproduce(counted.path, tmp_path / "plain")
+
+
+def test_an_unwritable_parent_is_named(
+    counted: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    checked: list[Path] = []
+
+    def no_write(path: Path, mode: int) -> bool:  # as for a non-root user in a 0o500 folder
+        checked.append(Path(path))
+        return False
+
+    monkeypatch.setattr(os, "access", no_write)
+    with pytest.raises(ReproductionError, match="locked is not writable"):
+        reproduce(counted.path, locked / "new" / "again")
+    assert checked == [locked] and not (locked / "new").exists()
 
 
 def test_workflow_against_a_project_and_alone(counted: Project, tmp_path: Path) -> None:
@@ -290,6 +419,59 @@ def test_workflow_against_a_project_and_alone(counted: Project, tmp_path: Path) 
     alone = reproduce(workflow, tmp_path / "alone", timeout=120)
     assert alone.verdict == "not compared" and alone.ok
     assert all(r["status"] == "finished" for r in alone.runs)
+    assert "not compared: no project to compare with (give --against)" in str(alone)
+
+
+def test_nothing_compared_with_a_project_is_not_ok(counted: Project, tmp_path: Path) -> None:
+    runs = counted.runs()
+    report = compare_projects(counted, counted, [(98, runs[0]), (99, runs[1])])
+    assert report.verdict == "not compared" and report.compared == 0 and not report.ok
+    assert f"no run could be compared with {counted.path}" in str(report)
+    partly = compare_projects(counted, counted, [(1, runs[0]), (99, runs[1])])
+    assert partly.compared == 1 and partly.ok
+    assert compare_projects(None, counted, [(None, runs[0])]).ok
+
+
+def test_imported_runs_are_copied_and_the_rest_recomputed(tmp_path: Path) -> None:
+    source = open_project(tmp_path / "source")
+    imported = source.add_imported_run(
+        "test.count", {"steps": 3}, {"numbers": Set({"value": np.arange(30)})}
+    )
+    source.run("test.sum", source=imported.out.numbers, seed=6).wait(60)
+    report = reproduce(source.path, tmp_path / "again", timeout=120)
+    assert [(r["source_run"], r["verdict"]) for r in report.runs] == [
+        (1, "identical"),
+        (2, "identical"),
+    ]
+    assert "copied as they are: 1" in str(report)
+    again = open_project(tmp_path / "again", create=False)
+    copy, total = again.runs()
+    assert copy.origin["imported"] and copy.origin["copied_from"] == 1
+    assert total.params["source"] == f"{copy.id}.numbers"
+    assert total.out.total.load()["value"].tolist() == [435]
+    assert [(s, r.id) for s, r in reproduction_pairs(again)] == [(1, 1), (2, 2)]
+    again.close()
+    source.close()
+
+
+def test_a_run_ending_while_it_is_aborted_keeps_its_status(
+    counted: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryolab.core import database
+    from cryolab.core.reproduce import _wait
+    from cryolab.core.runs import Run
+
+    run = counted.get_run(1)
+    with database.transaction(counted.db):
+        counted.db.execute("UPDATE runs SET status = 'running', pid = NULL WHERE id = 1")
+
+    def finishes_first(self: Run, grace: float = 5.0) -> None:  # it ended meanwhile
+        with database.transaction(counted.db):
+            counted.db.execute("UPDATE runs SET status = 'finished' WHERE id = 1")
+
+    monkeypatch.setattr(Run, "abort", finishes_first)
+    _wait(counted, [run], time.monotonic() - 1, 1.0)
+    assert run.status == "finished" and run.error is None
 
 
 def test_cli_exit_codes(
@@ -321,3 +503,14 @@ def test_cli_exit_codes(
     assert code == 0 and data["verdict"] == "identical" and data["tolerances"]["rtol"] == 1e-3
     assert main(["reproduce", str(tmp_path / "nothing"), "--into", str(tmp_path / "x")]) == 2
     assert "cryolab reproduce: error: no such file" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("x")
+    assert main(["reproduce", str(counted.path), "--into", str(tmp_path / "a-file")]) == 2
+    assert "a-file is a file; reproduce into a new folder" in capsys.readouterr().err
+    # nothing could be compared with the project given: not a success
+    empty = Project.create(tmp_path / "empty")
+    empty.close()
+    code = main(
+        ["reproduce", str(workflow), "--into", str(tmp_path / "unmatched"), "--against",
+         str(tmp_path / "empty"), "--timeout", "120"]
+    )  # fmt: skip
+    assert code == 1 and "no run could be compared with" in capsys.readouterr().out

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cryolab.core.plugins import registry
-from cryolab.core.reproduce_compare import CompareContext, Tolerances
+from cryolab.core.reproduce_compare import CompareContext, Tolerances, compare_outputs
+from cryolab.core.runs import OutputRef
 from cryolab.em import imageio
 from cryolab.em.objects import SetOfMicrographs, SetOfMovies, SetOfVolumes
 from cryolab.em.reproducibility import IMAGES, MOVIES
@@ -130,3 +131,86 @@ def test_the_builtin_plugin_names_the_comparators() -> None:
     assert registry.comparator(SetOfMovies.type_chain()) is MOVIES
     assert registry.comparator(["SetOfClasses3D", "SetOfClasses2D", "SetOfImages"]) is IMAGES
     assert registry.comparator(["FSC", "EMSet", "Set"]) is None
+
+
+def test_movies_are_compared_frame_by_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One frame of each movie in memory at a time; the figures of the whole movies."""
+    rng = np.random.default_rng(6)
+    frames = (100.0 + rng.normal(size=(5, 16, 16))).astype(np.float32)
+    other = frames + (0.01 * rng.normal(size=frames.shape)).astype(np.float32)
+    imageio.write_mrc(tmp_path / "a.mrcs", frames, stack=True)
+    imageio.write_mrc(tmp_path / "b.mrcs", other, stack=True)
+    imageio.write_mrc(tmp_path / "c.mrcs", frames, stack=True)
+    read = imageio.read_image
+    indices: list[int | None] = []
+
+    def one_frame(path: Path, index: int | None = 1, permissive: bool = False) -> Any:
+        indices.append(index)
+        return read(path, index, permissive)
+
+    monkeypatch.setattr(imageio, "read_image", one_frame)
+    a = SetOfMovies({"image.path": [str(tmp_path / "a.mrcs")], "image.index": [1]})
+    b = SetOfMovies({"image.path": [str(tmp_path / "b.mrcs")], "image.index": [1]})
+    result = MOVIES.compare(a, b, _context(tmp_path, False))
+    assert sorted(indices) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]  # never None: the whole movie
+    fa, fb = frames.astype(np.float64), other.astype(np.float64)
+    assert result["max_abs_diff"] == pytest.approx(float(np.abs(fa - fb).max()))
+    assert result["max_rel_diff"] == pytest.approx(result["max_abs_diff"] / np.abs(fb).max())
+    expected = np.corrcoef(fa.ravel(), fb.ravel())[0, 1]
+    assert result["min_correlation"] == pytest.approx(expected, abs=1e-9)
+    assert result["verdict"] == "within tolerance"
+    indices.clear()
+    c = SetOfMovies({"image.path": [str(tmp_path / "c.mrcs")], "image.index": [1]})
+    result = MOVIES.compare(a, c, _context(tmp_path, True))
+    assert result["verdict"] == "identical" and indices == []  # equal bytes: no pixel read
+
+
+def _ref(tmp_path: Path, name: str, data: SetOfVolumes) -> OutputRef:
+    path = data.save(tmp_path / "sets" / name)
+    return OutputRef(None, 1, name, path, SetOfVolumes.type_chain())  # type: ignore[arg-type]
+
+
+def test_maps_of_statistical_runs_are_compared_despite_new_uids(tmp_path: Path) -> None:
+    """A non-deterministic protocol's map gets a new uid: still compared by correlation/FSC."""
+    volume = _map()
+    rng = np.random.default_rng(7)
+    changed = volume + 0.02 * float(np.abs(volume).max()) * rng.normal(size=volume.shape)
+    a = _volumes(tmp_path / "a", "v", volume)
+    b = _volumes(tmp_path / "b", "v", changed.astype(np.float32))
+    assert a.uids[0] != b.uids[0]
+    result = compare_outputs(
+        _ref(tmp_path, "a", a), _ref(tmp_path, "b", b), _context(tmp_path, False)
+    )
+    assert result["matched_by"] == "single row"
+    assert result["items"]["items"] == 1 and result["items"]["min_fsc"] > 0.5
+    assert result["verdict"] == "within tolerance", result
+
+
+def test_classes_pair_by_their_carried_uids(tmp_path: Path) -> None:
+    """Several maps with new uids, in another order: paired by the uids carried from inputs."""
+    maps = [_map(seed) for seed in range(3)]
+    paths_a = [tmp_path / f"a{i}.mrc" for i in range(3)]
+    paths_b = [tmp_path / f"b{i}.mrc" for i in range(3)]
+    for i, data in enumerate(maps):
+        imageio.write_mrc(paths_a[i], data)
+        imageio.write_mrc(paths_b[i], data * np.float32(1.0 + 1e-3))
+    order = [2, 0, 1]
+    a = SetOfVolumes(
+        {"image.path": [str(p) for p in paths_a], "image.index": [1] * 3,
+         "source_uid": np.array([11, 12, 13], dtype=np.uint64), "score": [0.3, 0.2, 0.1]},
+        properties={"sampling_rate": APIX},
+    )  # fmt: skip
+    b = SetOfVolumes(
+        {"image.path": [str(paths_b[i]) for i in order], "image.index": [1] * 3,
+         "source_uid": np.array([11, 12, 13], dtype=np.uint64)[order],
+         "score": [0.1, 0.35, 0.25]},
+        properties={"sampling_rate": APIX},
+    )  # fmt: skip
+    result = compare_outputs(
+        _ref(tmp_path, "a", a), _ref(tmp_path, "b", b), _context(tmp_path, False)
+    )
+    assert result["matched_by"] == "carried uids"
+    assert result["items"]["min_correlation"] > 0.999  # each map with its own counterpart
+    assert result["items"]["verdict"] == "within tolerance"

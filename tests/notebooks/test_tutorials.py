@@ -4,7 +4,9 @@ Every ``notebooks/*.ipynb`` is executed in a temporary folder with small paramet
 defaults are already small; a notebook needing more is listed in ``PARAMETERS``), by this
 environment's Python (a kernel spec written for the test, nothing registered globally). The
 notebooks assert their own results, so a wrong result fails like an error. A failure names the
-cell: its index in the notebook, its first line and the exception.
+cell as ``cryolab reproduce`` does (``cryolab.core.reproduce_notebook``): its number in the
+committed notebook, counting from 1 over all cells, markdown included, papermill's injected
+parameters cell left out; its first line; and the exception.
 """
 
 from __future__ import annotations
@@ -60,7 +62,11 @@ def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def cell_name(source: nbformat.NotebookNode, cell: nbformat.NotebookNode | None) -> str:
-    """``cell 7 ('run = project.run(')``: the cell's index in ``source`` and its first line."""
+    """``cell 7 ('run = project.run(')``: the cell's number in ``source`` and its first line.
+
+    Numbered as ``cryolab reproduce`` numbers them: from 1, over all cells of the committed
+    notebook (markdown too), without the cell papermill injects.
+    """
     if cell is None:
         return "an unknown cell"
     first = next((line for line in cell.source.splitlines() if line.strip()), "")
@@ -73,8 +79,8 @@ def cell_name(source: nbformat.NotebookNode, cell: nbformat.NotebookNode | None)
         None,
     )
     if index is None:  # the cell papermill inserts with the parameters it was given
-        return f"the injected parameters cell ({first!r})"
-    return f"cell {index} ({first!r})"
+        return "papermill's injected-parameters cell"
+    return f"cell {index + 1} ({first!r})"
 
 
 def last_started(output: Path) -> nbformat.NotebookNode | None:
@@ -205,7 +211,7 @@ def test_a_failing_cell_is_named(tmp_path: Path, kernel: str) -> None:
     with pytest.raises(NotebookError) as failure:
         execute(notebook, tmp_path, kernel, {"project_path": "y"})
     assert str(failure.value).startswith(
-        "broken.ipynb: cell 3 ('# the check') failed: AssertionError: total is 2"
+        "broken.ipynb: cell 4 ('# the check') failed: AssertionError: total is 2"
     )
 
 
@@ -213,7 +219,7 @@ def test_a_dead_kernel_names_the_running_cell(tmp_path: Path, kernel: str) -> No
     notebook = write_notebook(
         tmp_path / "dies.ipynb", "x = 1", "import os\nos._exit(1)", "print('never reached')"
     )
-    with pytest.raises(NotebookError, match=r"cell 3 \('import os'\) failed: the kernel died"):
+    with pytest.raises(NotebookError, match=r"cell 4 \('import os'\) failed: the kernel died"):
         execute(notebook, tmp_path, kernel)
 
 
@@ -225,6 +231,6 @@ def test_a_cell_that_times_out_is_named(tmp_path: Path, kernel: str) -> None:
         "print('never reached')",
     )
     with pytest.raises(
-        NotebookError, match=r"cell 3 \('import time'\) failed: timed out after 3 s"
+        NotebookError, match=r"cell 4 \('import time'\) failed: timed out after 3 s"
     ):
         execute(notebook, tmp_path, kernel, timeout=3)

@@ -62,3 +62,43 @@ def test_widget_refuses_a_project_with_one_run_and_an_unknown_run(
     project.run("sets.import_table", files=str(tmp_path / "t.csv")).wait(TIMEOUT)
     with pytest.raises(CryolabError, match="no run 9"):
         project.compare_widget(9)
+
+
+def test_refresh_offers_runs_made_since_and_keeps_the_picks(
+    project: Project, tmp_path: Path
+) -> None:
+    rows, loose, strict = _runs(project, tmp_path)
+    widget = project.compare_widget(rows, loose)
+    newer = project.run("sets.subset", source=f"{rows}.rows", where="score > 0.85").wait(TIMEOUT)
+    assert newer.id not in [value for _, value in widget.run_b.options]  # read once, at start
+    widget.refresh_button.click()
+    assert [value for _, value in widget.run_b.options] == [rows, loose, strict, newer.id]
+    assert (widget.run_a.value, widget.run_b.value) == (rows, loose)
+    assert widget.comparison.to_dict()["b"]["id"] == loose
+    widget.run_b.value = newer.id
+    assert widget.comparison.to_dict()["b"]["id"] == newer.id
+    assert "score &gt; 0.85" in widget.output.value
+    project.delete_run(newer.id)  # a picked run that is gone: the newest other run instead
+    widget.refresh()
+    assert (widget.run_a.value, widget.run_b.value) == (rows, strict)
+    assert widget.comparison.to_dict()["b"]["id"] == strict
+
+
+def test_an_unexpected_error_is_shown_in_the_widget_and_logged(
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rows, loose, strict = _runs(project, tmp_path)
+    widget = project.compare_widget(loose, strict)
+
+    def unreadable(*_args: object) -> None:
+        raise OSError("segment 0 of run 3 cannot be read")
+
+    monkeypatch.setattr("cryolab.ui.compare.compare_runs", unreadable)
+    with caplog.at_level("ERROR", logger="cryolab.ui.compare"):
+        widget.run_b.value = rows
+    assert widget.comparison is None
+    assert "OSError: segment 0 of run 3 cannot be read" in widget.output.value
+    assert "comparing runs" in caplog.text and "OSError" in caplog.text

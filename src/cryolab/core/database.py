@@ -167,12 +167,31 @@ def add_event(connection: sqlite3.Connection, run_id: int | None, kind: str, **d
     )
 
 
-def set_status(connection: sqlite3.Connection, run_id: int, status: str, **fields: Any) -> None:
-    """Change a run's status (and other columns) and record the event, in one transaction."""
+def set_status(
+    connection: sqlite3.Connection,
+    run_id: int,
+    status: str,
+    *,
+    only_from: tuple[str, ...] | None = None,
+    **fields: Any,
+) -> bool:
+    """Change a run's status (and other columns) and record the event, in one transaction.
+
+    With ``only_from``, the change is made only while the run's status is one of those (checked
+    in the same statement, so a run that ends meanwhile keeps its final status). Returns
+    whether the status was changed.
+    """
     columns = ", ".join(f"{k} = ?" for k in fields)
+    condition = ""
+    if only_from is not None:
+        condition = f" AND status IN ({', '.join('?' * len(only_from))})"
     with transaction(connection):
-        connection.execute(
-            f"UPDATE runs SET status = ?{', ' + columns if columns else ''} WHERE id = ?",
-            (status, *fields.values(), run_id),
+        cursor = connection.execute(
+            f"UPDATE runs SET status = ?{', ' + columns if columns else ''} WHERE id = ?"
+            + condition,
+            (status, *fields.values(), run_id, *(only_from or ())),
         )
+        if cursor.rowcount == 0:
+            return False
         add_event(connection, run_id, "status", status=status)
+    return True

@@ -12,6 +12,7 @@ the runs, and the figures of the outputs whose set type draws some
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -62,6 +63,7 @@ class RunEntry:
     started: float | None
     finished: float | None
     description: str = ""
+    note: str = ""
     methods: str | None = None
     cited: list[str] = field(default_factory=list)
     figures: list[tuple[str, Figure]] = field(default_factory=list)
@@ -91,6 +93,12 @@ class Report:
         The heading (default: the project folder's name).
     license
         The licence of the report and crate, a URL (default CC BY 4.0).
+
+    Attributes
+    ----------
+    crate_note : str or None
+        Why the last :meth:`write` asked for a crate wrote none (the runs cannot be exported as
+        a workflow), else ``None``; the HTML and Markdown texts show it.
     """
 
     def __init__(
@@ -111,6 +119,7 @@ class Report:
         self.bibliography = Bibliography()
         self.versions = _versions(self.runs)
         self.methods = self._methods()
+        self.crate_note: str | None = None
 
     # -- reading the project ----------------------------------------------------------------
     def _entry(self, run: Run) -> RunEntry:
@@ -154,6 +163,11 @@ class Report:
         except CryolabError as exc:
             log.info(
                 "report: protocol %s of run %d is not available: %s", run.protocol, run.id, exc
+            )
+            entry.note = (
+                f"The protocol {run.protocol} is not available in this installation ({exc}); "
+                "the run is shown from its record, without the protocol's description, "
+                "methods text and citations."
             )
         if run.status == "finished":
             entry.figures = self._figures(run)
@@ -291,39 +305,75 @@ class Report:
         Raises
         ------
         ProjectError
-            If ``directory`` is a file or a format is unknown.
+            If a format is unknown, or ``directory`` is a file, cannot be created or written.
+
+        Notes
+        -----
+        The crate's main entity is the project's runs exported as a workflow (the Workflow Run
+        Crate profile requires one). When they cannot be exported (no runs yet, or a run's
+        protocol is not installed) no crate is written, the crate of an earlier write in
+        ``directory`` is removed, :attr:`crate_note` says why and the HTML and Markdown files
+        say so too.
         """
-        chosen = list(dict.fromkeys(formats))
-        unknown = sorted(set(chosen) - set(FORMATS))
-        if unknown or not chosen:
-            raise ProjectError(f"unknown report format(s) {unknown}; choose from {list(FORMATS)}")
+        chosen = check_formats(formats)
         folder = Path(directory).expanduser()
-        if folder.exists() and not folder.is_dir():
-            raise ProjectError(f"cannot write the report into {folder}: it is a file")
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_folder(folder)
+        self.crate_note = None
+        workflow = self._workflow() if "crate" in chosen else None
+        if "crate" in chosen and workflow is None:
+            for stale in (rocrate.METADATA_FILE, rocrate.WORKFLOW_FILE):
+                _unlink(folder / stale)
         written: dict[str, Path] = {}
         files: list[str] = []
-        if "md" in chosen or "crate" in chosen:
-            (folder / FIGURES).mkdir(exist_ok=True)
+        if "md" in chosen or workflow is not None:
+            _make_folder(folder / FIGURES)
             for run in self.runs:
                 for output, figure in run.figures:
                     relative = self.figure_file(run, output, figure)
-                    (folder / relative).write_bytes(figure.data)
+                    _write(folder / relative, figure.data)
                     files.append(relative)
             written["figures"] = folder / FIGURES
         if "html" in chosen:
-            written["html"] = _write_text(folder / "report.html", self.to_html())
+            written["html"] = _write(folder / "report.html", self.to_html())
         if "md" in chosen:
-            written["md"] = _write_text(folder / "report.md", self.to_markdown())
-        if "crate" in chosen:
-            written["workflow"] = folder / rocrate.WORKFLOW_FILE
-            self.project.export_workflow(written["workflow"])
+            written["md"] = _write(folder / "report.md", self.to_markdown())
+        if workflow is not None:
+            written["workflow"] = _write(
+                folder / rocrate.WORKFLOW_FILE, json.dumps(workflow, indent=2)
+            )
             documents = [f"report.{f}" for f in ("html", "md") if f in chosen]
             crate = rocrate.build(self, documents, files)
-            written["crate"] = _write_text(
+            written["crate"] = _write(
                 folder / rocrate.METADATA_FILE, json.dumps(crate, indent=2, ensure_ascii=False)
             )
         return written
+
+    def _workflow(self) -> dict[str, Any] | None:
+        """The runs as a workflow template, or ``None`` with :attr:`crate_note` set."""
+        try:
+            return self.project.export_workflow()
+        except CryolabError as exc:
+            self.crate_note = (
+                f"No RO-Crate was written: its main entity, the runs as a workflow, cannot be "
+                f"exported ({exc})."
+            )
+            log.info("report: %s", self.crate_note)  # callers show crate_note
+            return None
+
+
+def check_formats(formats: Iterable[str]) -> list[str]:
+    """The report formats asked for, in order and once each.
+
+    Raises
+    ------
+    ProjectError
+        If a format is unknown or none is given.
+    """
+    chosen = list(dict.fromkeys(formats))
+    unknown = sorted(set(chosen) - set(FORMATS))
+    if unknown or not chosen:
+        raise ProjectError(f"unknown report format(s) {unknown}; choose from {list(FORMATS)}")
+    return chosen
 
 
 def build_report(
@@ -336,11 +386,38 @@ def build_report(
     return report
 
 
-def _write_text(path: Path, text: str) -> Path:
+def _make_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ProjectError(f"cannot write the report into {folder}: it is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProjectError(
+            f"cannot create the report folder {folder}: {exc.strerror or exc}"
+        ) from None
+
+
+def _write(path: Path, content: str | bytes) -> Path:
+    """Write a file whole (a partial file, renamed), or raise a :class:`ProjectError`."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    try:
+        partial.write_bytes(data)
+        partial.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise ProjectError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
     return path
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ProjectError(
+            f"cannot remove the outdated file {path}: {exc.strerror or exc}"
+        ) from None
 
 
 def _join(values: list[str]) -> str:

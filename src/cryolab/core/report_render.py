@@ -46,6 +46,8 @@ STYLE = """
  margin:8px 0}
 .cryolab-report summary{cursor:pointer;font-weight:600}
 .cryolab-report .status-finished{color:#2e7d32}.cryolab-report .status-failed{color:#c62828}
+.cryolab-report .note{background:#fff8e1;border-left:4px solid #f9a825;padding:4px 10px;
+ font-size:13.5px}
 .cryolab-report code{font-size:12.5px;background:#f5f7f8;padding:1px 4px;border-radius:3px}
 """
 CITATION = re.compile(r"\[(\d+(?:, \d+)*)\]")
@@ -138,10 +140,11 @@ def _run_html(report: Report, run: RunEntry) -> str:
     outputs = [(o["name"], f"{o['type']}: {o['count']} items ({o['state']})") for o in run.outputs]
     params = [(name, input_label(value)) for name, value in run.params.items()]
     methods = f'<p class="methods">{_linked(run.methods)}</p>' if run.methods else ""
+    note = f'<p class="note">{escape(run.note)}</p>' if run.note else ""
     return (
         f'<details id="run-{run.id}"><summary>{escape(run.title)} '
         f'<span class="status-{escape(run.status)}">({escape(run.status)})</span></summary>'
-        f"<p>{escape(run.description)}</p>{methods}<h3>Run</h3>"
+        f"{note}<p>{escape(run.description)}</p>{methods}<h3>Run</h3>"
         f"{_table([f for f in facts if f[1]])}<h3>Parameters</h3>{_table(params)}"
         f"<h3>Outputs</h3>{_table(outputs)}</details>"
     )
@@ -160,6 +163,7 @@ def render_html(report: Report, *, standalone: bool) -> str:
         f'<p class="meta">Project <code>{escape(str(report.path))}</code> · {len(report.runs)} '
         f"runs ({escape(status or 'none')}) · generated {report.created:%Y-%m-%d %H:%M} by "
         f"cryolab</p>",
+        f'<p class="note">{escape(report.crate_note)}</p>' if report.crate_note else "",
         '<nav><a href="#graph">Run graph</a><a href="#methods">Methods</a>'
         '<a href="#figures">Figures</a><a href="#runs">Runs and parameters</a>'
         '<a href="#software">Software</a><a href="#references">References</a></nav>',
@@ -234,6 +238,7 @@ def render_markdown(report: Report) -> str:
         f"Project `{report.path}` · {len(report.runs)} runs · generated "
         f"{report.created:%Y-%m-%d %H:%M} by cryolab.",
         "",
+        *([f"> {report.crate_note}", ""] if report.crate_note else []),
         "## Run graph",
         "",
     ]
@@ -258,6 +263,8 @@ def render_markdown(report: Report) -> str:
     for run in report.runs:
         facts = (run.protocol, run.status, when(run.started), duration(run), memory(run))
         lines += [f"### {run.title}", "", " · ".join(f for f in facts if f), ""]
+        if run.note:
+            lines += [f"> {run.note}", ""]
         if run.methods:
             lines += [run.methods, ""]
         params = [(name, input_label(value)) for name, value in run.params.items()]

@@ -2,56 +2,53 @@
 
 :func:`reproduce` (``cryolab reproduce SOURCE --into NEWPATH``) takes
 
-- a **project** folder: its finished runs are exported as a workflow (seeds included),
-  imported into the new project, launched and compared run by run with their source runs
-  (an imported run's ``origin`` names its template key, ``"r<source run id>"``);
+- a **project** folder: its finished runs are re-made in the new project
+  (:mod:`cryolab.core.reproduce_project`: exported as a workflow with their seeds, imported
+  and launched; runs imported as finished results are copied) and compared run by run with
+  their source runs;
 - a **workflow** JSON file: imported and launched; compared with the runs of ``against``
   (template key ``"r12"`` → run 12) when given, else only run and reported;
 - a **notebook** (``.ipynb``): executed with papermill into ``NEWPATH/notebooks/`` with the
   parameter ``project_path=NEWPATH``; the new project's runs, in creation order, pair with the
   run ids listed in the notebook's ``metadata["cryolab"]`` (``against`` overrides the project).
 
-Every reproduced run then gets a verdict from :mod:`cryolab.core.reproduce_compare`, and the
+Everything is checked before ``NEWPATH`` is created; an error or an interruption before the
+report is written aborts the runs this call launched and removes what it created. Every
+reproduced run then gets a verdict (:mod:`cryolab.core.reproduce_runs`), and the
 :class:`~cryolab.core.reproduce_report.ReproductionReport` is written to
 ``NEWPATH/reproduction.json`` and ``reproduction.txt``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cryolab.core import database
-from cryolab.core.errors import CryolabError, PluginError, ProtocolNotFoundError
-from cryolab.core.params import InputParam
-from cryolab.core.plugins import registry
-from cryolab.core.project import Project, open_project
-from cryolab.core.reproduce_compare import (
-    DIFFERS,
-    NOT_COMPARED,
-    VERDICTS,
-    CompareContext,
-    Tolerances,
-    compare_outputs,
-    worst,
-)
-from cryolab.core.reproduce_report import FORMAT, VERSION, ReproductionReport
+from cryolab.core import database, reproduce_project
+from cryolab.core.errors import CryolabError
+from cryolab.core.project import Project
+from cryolab.core.reproduce_compare import Tolerances
+from cryolab.core.reproduce_project import ReproductionError
+from cryolab.core.reproduce_report import ReproductionReport
+from cryolab.core.reproduce_runs import compare_projects, reproduction_pairs, source_id
 from cryolab.core.runs import ACTIVE, Run
 
-__all__ = ["ReproductionError", "ReproductionReport", "Tolerances", "compare_projects", "reproduce"]
+__all__ = [
+    "ReproductionError",
+    "ReproductionReport",
+    "Tolerances",
+    "compare_projects",
+    "reproduce",
+    "reproduction_pairs",
+]
 
-KEY = re.compile(r"r(\d+)")
 WORKFLOW_NAME = "workflow.json"
-
-
-class ReproductionError(CryolabError):
-    """A reproduction cannot start: a missing or unknown source, an existing target, ..."""
 
 
 def reproduce(
@@ -72,15 +69,16 @@ def reproduce(
     source
         A project folder, a workflow JSON file or a notebook (``.ipynb``).
     into
-        The folder of the new project; it must not hold a project already.
+        The folder of the new project: absent, or an empty folder.
     against
         The project to compare with: required for a workflow to be compared, and overriding
-        the project named in a notebook's metadata.
+        the project named in a notebook's metadata (a project source is compared with itself).
     tolerances
         See :class:`Tolerances` (defaults when not given).
     timeout
-        Seconds to wait for the runs to end (they are aborted after that); for a notebook
-        also papermill's per-cell execution timeout. None: no limit.
+        Seconds the whole re-execution may take, counted from the call: the notebook's
+        execution (each cell may take the time left) and the runs, which are aborted when it
+        runs out. None: no limit.
     values
         Dynamic parameter values of a workflow template.
     kernel_name, start_timeout
@@ -89,61 +87,68 @@ def reproduce(
     Raises
     ------
     ReproductionError
-        If the source is missing or of an unknown kind, ``into`` holds a project, or a
-        notebook names no source project and ``against`` is not given.
+        If the source is missing or of an unknown kind, ``into`` cannot be a new project,
+        ``against`` is given with a project source, or the project to compare with is not a
+        cryolab project (a notebook naming none needs ``against``).
     """
     source_path = Path(source).expanduser().resolve()
     target_path = Path(into).expanduser().resolve()
     kind = _source_kind(source_path)
-    if (target_path / database.DB_NAME).exists():
-        raise ReproductionError(f"{target_path} is a project already; reproduce into a new folder")
+    if kind == "project" and against is not None:
+        raise ReproductionError(
+            "--against applies to a workflow or a notebook source; a project is compared "
+            "with itself"
+        )
     if kind == "project" and target_path == source_path:
         raise ReproductionError("the new project cannot be the source project itself")
+    _check_target(target_path)
     deadline = None if timeout is None else time.monotonic() + timeout
-    reference = open_project(against, create=False) if against is not None else None
-    notes: list[str] = []
-    notebook: dict[str, Any] | None = None
-    created = not target_path.exists()
-    if kind == "notebook":
-        document = _notebook(source_path, reference)
+    with contextlib.ExitStack() as stack:
+        reference = None
+        if against is not None:
+            reference = _open(stack, Path(against).expanduser(), "--against")
+        elif kind == "project":
+            reference = _open(stack, source_path, "the source")
+        document = None
+        if kind == "notebook":
+            document = _notebook(source_path, reference)
+            if reference is None:
+                named = Path(document["project"]).expanduser()
+                reference = _open(stack, named, f"the project named in {source_path.name}")
+        created = not target_path.exists()
         target = Project.create(target_path)
-        notebook = _run_notebook(source_path, target, kernel_name, start_timeout, timeout)
-        if reference is None:
-            reference = open_project(document["project"], create=False)
-        pairs = _notebook_pairs(target, document["runs"], notes)
-    else:
-        target = Project.create(target_path)
+        stack.callback(target.close)
+        notes: list[str] = []
+        notebook: dict[str, Any] | None = None
         try:
-            template: dict[str, Any] | Path = source_path
-            if kind == "project":
-                reference = open_project(source_path, create=False)
-                template = _export_finished(reference, notes)
-            runs = target.import_workflow(template, values, launch=True)
+            if document is not None:
+                notebook = _run_notebook(
+                    source_path, target, kernel_name, start_timeout, deadline, timeout
+                )
+                pairs = _notebook_pairs(target, document["runs"], notes)
+            elif kind == "project":
+                assert reference is not None
+                pairs = _remake(reference, target, values, notes)
+            else:
+                runs = target.import_workflow(source_path, values, launch=True)
+                pairs = [(source_id(r), r) for r in runs]
+            _wait(target, [run for _, run in pairs], deadline, timeout)
+            report = compare_projects(
+                reference,
+                target,
+                pairs,
+                tolerances or Tolerances(),
+                header={
+                    "source": {"kind": kind, "path": str(source_path)},
+                    "against": str(reference.path) if against is not None and reference else None,
+                    "notebook": notebook,
+                    "notes": notes,
+                },
+            )
+            report.write(target_path)
         except BaseException:
-            target.close()
-            if created:
-                shutil.rmtree(target_path, ignore_errors=True)
+            _undo(target, target_path, created)
             raise
-        if kind == "project":
-            (target_path / WORKFLOW_NAME).write_text(json.dumps(template, indent=2), "utf-8")
-        pairs = [(_source_id(r), r) for r in runs]
-    _wait(target, [run for _, run in pairs], deadline, timeout)
-    report = compare_projects(
-        reference,
-        target,
-        pairs,
-        tolerances or Tolerances(),
-        header={
-            "source": {"kind": kind, "path": str(source_path)},
-            "against": str(reference.path) if against is not None and reference else None,
-            "notebook": notebook,
-            "notes": notes,
-        },
-    )
-    report.write(target_path)
-    for opened in (target, reference):
-        if opened is not None:
-            opened.close()
     return report
 
 
@@ -163,21 +168,64 @@ def _source_kind(path: Path) -> str:
     )
 
 
-def _export_finished(project: Project, notes: list[str]) -> dict[str, Any]:
-    """The project's finished runs as a workflow template (unfinished ones are noted)."""
-    finished = [r.id for r in project.runs() if r.status == "finished"]
-    skipped = [f"{r.id} ({r.status})" for r in project.runs() if r.status != "finished"]
-    if skipped:
-        notes.append(f"source runs not finished, not reproduced: {', '.join(skipped)}")
-    if not finished:
-        raise ReproductionError(f"project {project.path} has no finished run to reproduce")
-    return project.export_workflow(None, finished)
+def _check_target(path: Path) -> None:
+    """Refuse a ``NEWPATH`` that cannot become a new project, naming the reason."""
+    if (path / database.DB_NAME).exists():
+        raise ReproductionError(f"{path} is a project already; reproduce into a new folder")
+    if path.exists() and not path.is_dir():
+        raise ReproductionError(f"{path} is a file; reproduce into a new folder")
+    if path.is_dir() and any(path.iterdir()):
+        raise ReproductionError(f"{path} is a folder that is not empty; reproduce into a new one")
+    existing = path if path.exists() else next(p for p in path.parents if p.exists())
+    if not existing.is_dir():
+        raise ReproductionError(f"cannot create {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ReproductionError(f"cannot create {path}: {existing} is not writable")
 
 
-def _source_id(run: Run) -> int | None:
-    origin = json.loads(run.project._run_row(run.id)["origin"] or "{}")
-    match = KEY.fullmatch(str(origin.get("template_key", "")))
-    return int(match.group(1)) if match else None
+def _open(stack: contextlib.ExitStack, path: Path, what: str) -> Project:
+    """Open a project to compare with (closed when ``stack`` closes), refusing anything else."""
+    if not (path / database.DB_NAME).exists():
+        raise ReproductionError(f"{what}, {path}, is not a cryolab project (no project.sqlite)")
+    project = Project(path)
+    stack.callback(project.close)
+    return project
+
+
+def _undo(target: Project, path: Path, created: bool) -> None:
+    """Abort the runs this call launched and remove the new project (the folder was empty)."""
+    with contextlib.suppress(Exception):
+        for run in target.runs():
+            if run.status in ACTIVE:
+                run.abort()
+    target.close()
+    if created:
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+
+def _remake(
+    source: Project,
+    target: Project,
+    values: Mapping[str, Any] | None,
+    notes: list[str],
+) -> list[tuple[int | None, Run]]:
+    """Copy the imported runs, re-make the computed ones (launched); pair them by source id."""
+    imported, computed = reproduce_project.finished_runs(source, notes)
+    copies = reproduce_project.copy_imported(source, target, imported)
+    pairs: list[tuple[int | None, Run]] = [(i, run) for i, run in copies.items()]
+    if computed:
+        template = source.export_workflow(None, [r.id for r in computed])
+        wired = {**(values or {}), **reproduce_project.wiring(source, template, copies)}
+        runs = target.import_workflow(template, wired, launch=True)
+        (target.path / WORKFLOW_NAME).write_text(json.dumps(template, indent=2), "utf-8")
+        pairs += [(source_id(r), r) for r in runs]
+    return sorted(pairs, key=lambda pair: pair[0] or 0)
 
 
 def _notebook(path: Path, against: Project | None) -> dict[str, Any]:
@@ -206,6 +254,7 @@ def _run_notebook(
     target: Project,
     kernel_name: str | None,
     start_timeout: float,
+    deadline: float | None,
     timeout: float | None,
 ) -> dict[str, Any]:
     from cryolab.core import reproduce_notebook
@@ -218,7 +267,8 @@ def _run_notebook(
         {reproduce_notebook.PARAMETER: str(target.path)},
         kernel_name=kernel_name,
         start_timeout=start_timeout,
-        execution_timeout=timeout,
+        deadline=deadline,
+        timeout=timeout,
         cwd=source.parent,
     )
 
@@ -242,7 +292,11 @@ def _notebook_pairs(
 def _wait(
     project: Project, runs: Sequence[Run], deadline: float | None, timeout: float | None
 ) -> None:
-    """Wait until every run ends; abort those still going at the deadline."""
+    """Wait until every run ends; abort those still going at the deadline.
+
+    A run that ends on its own while being aborted keeps its status: only a run the abort
+    ended is given the timeout as its error.
+    """
     for run in runs:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
@@ -254,167 +308,8 @@ def _wait(
     for run in runs:
         if run.status in ACTIVE:
             run.abort()
-            project._mark(run.id, "aborted", f"did not finish within {timeout} s (aborted)")
-
-
-def compare_projects(
-    source: Project | None,
-    reproduced: Project,
-    pairs: Sequence[tuple[int | None, Run]],
-    tolerances: Tolerances | None = None,
-    *,
-    header: Mapping[str, Any] | None = None,
-) -> ReproductionReport:
-    """Compare reproduced runs with their source runs and build the report.
-
-    Parameters
-    ----------
-    source
-        The project holding the source runs (None: nothing is compared, statuses only).
-    reproduced
-        The project holding the reproduced runs.
-    pairs
-        ``(source run id or None, reproduced run)`` per reproduced run.
-    """
-    tolerances = tolerances or Tolerances()
-    entries = [_compare_run(source, reproduced, sid, run, tolerances) for sid, run in pairs]
-    _explain_input_order(entries, {run.id: run for _, run in pairs})
-    counts = {v: n for v in VERDICTS if (n := sum(e["verdict"] == v for e in entries))}
-    info = dict(header or {})
-    notebook = info.get("notebook")
-    verdicts = [e["verdict"] for e in entries]
-    if notebook and notebook["status"] != "completed":
-        verdicts.append(DIFFERS)
-    data = {
-        "format": FORMAT,
-        "version": VERSION,
-        "source": info.get(
-            "source", {"kind": "project", "path": str(source.path) if source else None}
-        ),
-        "against": info.get("against"),
-        "into": str(reproduced.path),
-        "tolerances": tolerances.to_dict(),
-        "verdict": worst(verdicts),
-        "counts": counts,
-        "notebook": notebook,
-        "notes": list(info.get("notes", [])),
-        "runs": entries,
-    }
-    return ReproductionReport(data)
-
-
-def reproduction_pairs(reproduced: Project) -> list[tuple[int | None, Run]]:
-    """The runs of a reproduced project paired with their source runs by template key."""
-    return [(_source_id(run), run) for run in reproduced.runs()]
-
-
-def _compare_run(
-    source: Project | None,
-    reproduced: Project,
-    source_id: int | None,
-    run: Run,
-    tolerances: Tolerances,
-) -> dict[str, Any]:
-    deterministic = _deterministic(run.protocol)
-    entry: dict[str, Any] = {
-        "source_run": source_id,
-        "run": run.id,
-        "protocol": run.protocol,
-        "deterministic": deterministic,
-        "status": run.status,
-        "error": run.error,
-        "verdict": NOT_COMPARED,
-        "details": "",
-        "params_changed": [],
-        "outputs": {},
-    }
-    if entry["status"] != "finished":
-        entry.update(
-            verdict=DIFFERS, details=f"{entry['status']}: {run.error or 'no error recorded'}"
-        )
-        return entry
-    if source is None or source_id is None:
-        entry["details"] = "finished; no source run to compare with"
-        return entry
-    try:
-        original = source.get_run(source_id)
-    except CryolabError:
-        entry["details"] = f"source run {source_id} is not in {source.path}"
-        return entry
-    if original.protocol != run.protocol:
-        entry.update(verdict=DIFFERS, details=f"source run {source_id} is {original.protocol}")
-        return entry
-    if original.status != "finished":
-        entry["details"] = f"source run {source_id} is {original.status}"
-        return entry
-    entry["params_changed"] = _changed_params(original, run)
-    context = CompareContext(tolerances, deterministic, source.path, reproduced.path)
-    outs_a, outs_b = original.out, run.out
-    names = list(outs_a) + [n for n in outs_b if n not in outs_a]
-    entry["outputs"] = {n: compare_outputs(outs_a.get(n), outs_b.get(n), context) for n in names}
-    entry["verdict"] = worst(o["verdict"] for o in entry["outputs"].values())
-    entry["details"] = _details(entry)
-    return entry
-
-
-def _explain_input_order(entries: Sequence[dict[str, Any]], runs: Mapping[int, Run]) -> None:
-    """Note the inputs that came in another row order than the source run's inputs.
-
-    Outputs of parallel steps are stored in the order the steps finish, so a reproduced set
-    can hold the same rows in another order; a protocol whose results depend on the order of
-    its input rows then differs although it is deterministic for a given input.
-    """
-    reordered = {
-        f"{entry['run']}.{name}"
-        for entry in entries
-        for name, output in entry["outputs"].items()
-        if output.get("row_order") == "different"
-    }
-    for entry in entries:
-        run = runs[entry["run"]]
-        try:
-            inputs = registry.get(run.protocol).inputs()
-        except (PluginError, ProtocolNotFoundError):
-            continue
-        refs = []
-        for name in inputs:
-            value = run.params.get(name)
-            refs += value if isinstance(value, list) else [value] if value else []
-        moved = [ref for ref in refs if ref in reordered]
-        if moved:
-            entry["inputs_reordered"] = moved
-            if entry["verdict"] == DIFFERS:
-                entry["details"] += f"; input {', '.join(moved)} came in another row order"
-
-
-def _deterministic(protocol: str) -> bool:
-    try:
-        return bool(registry.get(protocol).deterministic)
-    except (PluginError, ProtocolNotFoundError):
-        return False
-
-
-def _changed_params(original: Run, run: Run) -> list[str]:
-    """Non-input parameters whose values differ (inputs name other runs, so always differ)."""
-    try:
-        inputs = {
-            n for n, p in registry.get(run.protocol).params().items() if isinstance(p, InputParam)
-        }
-    except (PluginError, ProtocolNotFoundError):
-        inputs = set()
-    a, b = original.params, run.params
-    return [n for n in sorted(set(a) | set(b)) if n not in inputs and a.get(n) != b.get(n)]
-
-
-def _details(entry: Mapping[str, Any]) -> str:
-    outputs = entry["outputs"]
-    parts = [
-        f"{name}: {out['summary']}"
-        for name, out in outputs.items()
-        if out["verdict"] != "identical"
-    ]
-    if not parts:
-        parts = [f"{len(outputs)} output{'s' if len(outputs) != 1 else ''} identical"]
-    if entry["params_changed"]:
-        parts.append(f"parameters changed: {', '.join(entry['params_changed'])}")
-    return "; ".join(parts)
+            with database.transaction(project.db):
+                project.db.execute(
+                    "UPDATE runs SET error = ? WHERE id = ? AND status = 'aborted'",
+                    (f"did not finish within {timeout} s (aborted)", run.id),
+                )

@@ -1,10 +1,12 @@
 """Comparing a reproduced run's outputs with the original's, within stated tolerances.
 
 One output pair gives a verdict, ``identical``, ``within tolerance`` or ``differs``, with the
-figures behind it. Rows are matched order-insensitively (by uid when both sets hold the same
-uids, otherwise by sorting on the value columns), because parallel steps append in completion
-order. ``uid`` values and ``*_uid`` columns that name newly drawn items are identifiers, not
-results: they are reported but never make a difference.
+figures behind it. Rows are matched order-insensitively, because parallel steps append in
+completion order: a single row with a single row; by uid when both sets hold the same uids; by
+the identifiers carried from the inputs (``*_uid`` columns equal in both) when they tell the
+rows apart; else by sorting on the value columns. ``uid`` values and ``*_uid`` columns that
+name newly drawn items are identifiers, not results: they are reported but never make a
+difference.
 
 - Runs of *deterministic* protocols (:attr:`Protocol.deterministic`) must have the same sizes,
   columns and properties, and equal values within ``rtol``/``atol``.
@@ -146,10 +148,7 @@ def compare_outputs(
     order = result.pop("_order", None)
     if order is not None:  # whether the paired rows sit at the same positions
         result["row_order"] = "same" if np.array_equal(order[0], order[1]) else "different"
-    # rows matched only by sorting on values pair items meaningfully only when the values are
-    # meant to be equal, i.e. for deterministic protocols
-    paired = order is not None and (context.deterministic or result["matched_by"] == "uid")
-    if comparator is not None and claimed and paired:
+    if comparator is not None and claimed and order is not None:
         images = comparator.compare(set_a.take(order[0]), set_b.take(order[1]), context)
         result["items"] = images
         result["verdict"] = worst([result["verdict"], images["verdict"]])
@@ -158,7 +157,7 @@ def compare_outputs(
     elif claimed:
         result["items"] = {
             "verdict": NOT_COMPARED,
-            "summary": f"{', '.join(claimed)} not compared (items not paired)",
+            "summary": f"{', '.join(claimed)} not compared (items not paired: sizes differ)",
         }
     if not result["summary"]:
         result["summary"] = result["verdict"]
@@ -301,20 +300,34 @@ def _pairings(
 ) -> list[tuple[NDArray[np.int64], NDArray[np.int64], str]]:
     """Row orders that pair the two tables' rows, best first (none when their sizes differ).
 
-    By uid when both hold the same unique uids, then by sorting on the value columns
-    ``keys``: a run may give its new items the same uids in another order (steps that
-    finish in another order), so a uid pairing that disagrees is not the last word.
+    A single row pairs with the single row. Else by uid when both hold the same unique uids,
+    by the carried identifiers (the ``*_uid`` columns among ``keys``, which hold the same
+    values in both) when they are unique per row, then by sorting on the value columns
+    ``keys``: a run may give its new items the same uids in another order (steps that finish
+    in another order), so a uid pairing that disagrees is not the last word.
     """
     if table_a.num_rows != table_b.num_rows:
         return []
+    if table_a.num_rows == 1:
+        single = np.zeros(1, dtype=np.int64)
+        return [(single, single, "single row")]
     found = []
     uids_a = table_a.column(UID).to_numpy()
     uids_b = table_b.column(UID).to_numpy()
     sorted_a, sorted_b = np.sort(uids_a), np.sort(uids_b)
     if np.array_equal(sorted_a, sorted_b) and np.unique(sorted_a).size == sorted_a.size:
         found.append((np.argsort(uids_a, kind="stable"), np.argsort(uids_b, kind="stable"), "uid"))
+    carried = [k for k in keys if k.endswith("_uid")]
+    if carried and _unique_rows(table_a, carried):
+        found.append((_sort_order(table_a, carried), _sort_order(table_b, carried), "carried uids"))
     found.append((_sort_order(table_a, keys), _sort_order(table_b, keys), "sorted rows"))
     return found
+
+
+def _unique_rows(table: pa.Table, keys: Sequence[str]) -> bool:
+    """Whether the values of ``keys`` tell every row apart."""
+    rows = zip(*(map(repr, _values(table.column(k))) for k in keys), strict=True)
+    return bool(len(set(rows)) == table.num_rows)
 
 
 def _sort_order(table: pa.Table, keys: Sequence[str]) -> NDArray[np.int64]:

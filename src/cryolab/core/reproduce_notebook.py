@@ -7,7 +7,14 @@ defining ``project_path``, and ``metadata["cryolab"] = {"project": SOURCE_PROJEC
 papermill is optional (the ``jupyter`` extra) and imported on use. Its output notebook does
 not tell reliably what went wrong (a timed-out cell is marked completed, a dead kernel leaves
 no error; ``docs/reproducibility.md``), so the outcome is taken from papermill's exception and
-from the index of the cell that last started, which nbclient's ``on_cell_start`` hook reports.
+from the index of the cell that last started, which papermill's ``on_cell_execute`` hook
+reports.
+
+The notebook is given its own paths as parameters (``PAPERMILL_INPUT_PATH`` and
+``PAPERMILL_OUTPUT_PATH``, as ``papermill --inject-paths`` does), so the runs it creates record
+the executed notebook in ``origin["notebook"]``
+(:mod:`cryolab.ui.notebook_context`). A deadline bounds the whole execution: each cell may take
+the time left until it (nbclient's ``timeout_func``).
 """
 
 from __future__ import annotations
@@ -66,10 +73,17 @@ def execute(
     *,
     kernel_name: str | None,
     start_timeout: float,
-    execution_timeout: float | None,
+    deadline: float | None,
+    timeout: float | None,
     cwd: Path,
 ) -> dict[str, Any]:
     """Execute ``source`` into ``output`` with papermill; return what happened.
+
+    Parameters
+    ----------
+    deadline, timeout
+        The :func:`time.monotonic` time by which every cell must have finished (None: no
+        limit), and the timeout it stems from (for the error message).
 
     Returns
     -------
@@ -104,22 +118,32 @@ def execute(
         "kernel": kernel_name,
         "status": "completed",
     }
+
+    def time_left(cell: Any) -> float | None:
+        if deadline is None:
+            return None
+        return max(deadline - time.monotonic(), 1e-3)  # 0 would mean no limit to nbclient
+
     begin = time.monotonic()
     try:
         papermill.execute_notebook(
             str(source),
             str(output),
-            parameters=parameters,
+            parameters={
+                **parameters,
+                "PAPERMILL_INPUT_PATH": str(source),
+                "PAPERMILL_OUTPUT_PATH": str(output),
+            },
             kernel_name=kernel_name,
             start_timeout=start_timeout,
-            execution_timeout=execution_timeout,
             request_save_on_cell_execute=True,
             progress_bar=False,
             cwd=str(cwd),
             on_cell_execute=on_cell_execute,
+            timeout_func=time_left,
         )
     except Exception as exc:  # papermill, nbclient and jupyter_client raise many kinds
-        outcome.update(_failure(exc, started, injected_after, execution_timeout))
+        outcome.update(_failure(exc, started, injected_after, timeout))
     outcome["duration"] = time.monotonic() - begin
     return outcome
 
@@ -128,7 +152,7 @@ def _failure(
     exc: Exception,
     started: list[tuple[int, str]],
     injected_after: int | None,
-    execution_timeout: float | None,
+    timeout: float | None,
 ) -> dict[str, Any]:
     """The failure fields of the outcome: the exception and the cell it happened in."""
     kind = type(exc).__name__
@@ -144,7 +168,7 @@ def _failure(
     if kind == "PapermillExecutionError":
         what = f"raised {exc.ename}: {exc.evalue}"  # type: ignore[attr-defined]
     elif kind == "CellTimeoutError":
-        what = f"did not finish within the execution timeout of {execution_timeout} s"
+        what = f"did not finish within the timeout of {timeout} s (the notebook and its runs)"
     elif kind == "DeadKernelError":
         what = "killed the kernel (crash, out of memory or os._exit)"
     else:

@@ -5,7 +5,7 @@ The JSON structure (``ReproductionReport.to_dict()``, ``cryolab reproduce --json
 
     {"format": "cryolab.reproduction", "version": 1,
      "source": {"kind": "project" | "workflow" | "notebook", "path": ...},
-     "against": PATH | null, "into": PATH, "tolerances": {...},
+     "against": PATH | null, "compared_with": PATH | null, "into": PATH, "tolerances": {...},
      "verdict": "identical" | "within tolerance" | "not compared" | "differs",
      "counts": {verdict: runs}, "notebook": {papermill outcome} | null, "notes": [...],
      "runs": [{"source_run", "run", "protocol", "deterministic", "status", "error",
@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cryolab.core.reproduce_compare import DIFFERS, IDENTICAL, VERDICTS
+from cryolab.core.reproduce_compare import DIFFERS, IDENTICAL, NOT_COMPARED, VERDICTS
 
 FORMAT = "cryolab.reproduction"
 VERSION = 1
@@ -48,9 +48,20 @@ class ReproductionReport:
         return str(self._data["verdict"])
 
     @property
+    def compared(self) -> int:
+        """How many runs were compared with a source run (or differ, e.g. failed)."""
+        return sum(run["verdict"] != NOT_COMPARED for run in self.runs)
+
+    @property
     def ok(self) -> bool:
-        """Whether no run differs (every compared run identical or within tolerance)."""
-        return self.verdict != DIFFERS
+        """Whether the reproduction succeeded: no run differs and, when there was a project
+        to compare with (``compared_with``), at least one run was compared with it.
+
+        Runs that could not be compared are not counted as differing: a workflow reproduced
+        without a project to compare with is ok when its runs finished.
+        """
+        nothing = bool(self.runs) and self.compared == 0
+        return self.verdict != DIFFERS and not (self._data.get("compared_with") and nothing)
 
     @property
     def runs(self) -> list[dict[str, Any]]:
@@ -93,6 +104,11 @@ def _heading(data: dict[str, Any]) -> list[str]:
             f"{notebook['output']}" + (f"; {notebook['error']}" if notebook.get("error") else "")
         )
     lines += [f"note: {note}" for note in data.get("notes", [])]
+    if data["runs"] and all(run["verdict"] == NOT_COMPARED for run in data["runs"]):
+        if data.get("compared_with"):
+            lines.append(f"no run could be compared with {data['compared_with']}")
+        else:
+            lines.append("not compared: no project to compare with (give --against)")
     return lines
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryolab.core import database
 from cryolab.core.errors import RunFailedError, SetError
 from cryolab.core.sets import Set
 
@@ -256,8 +257,14 @@ class Run:
                 time.sleep(0.05)
             if self.project._alive(self._row()):
                 os.killpg(pid, signal.SIGKILL)
-        if self._row()["status"] in ACTIVE:
-            self.project._mark(self.id, "aborted", "aborted by the user")
+        database.set_status(
+            self.project.db,
+            self.id,
+            "aborted",
+            only_from=tuple(ACTIVE),
+            error="aborted by the user",
+            finished=time.time(),
+        )
 
     def launch(self) -> Run:
         """Launch a saved run, or relaunch a failed/aborted one (finished steps are kept)."""
