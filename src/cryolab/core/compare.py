@@ -72,7 +72,7 @@ def compare_runs(project: Project, a: int | str, b: int | str) -> Comparison:
         {
             "a": _run_info(run_a),
             "b": _run_info(run_b),
-            "params": _param_diff(run_a, run_b),
+            "params": param_diff(run_a, run_b),
             "outputs": {n: _output_diff(outs_a.get(n), outs_b.get(n)) for n in names},
         }
     )
@@ -82,7 +82,10 @@ def _run_info(run: Run) -> dict[str, Any]:
     return {"id": run.id, "protocol": run.protocol, "status": run.status, "label": run.label}
 
 
-def _param_diff(run_a: Run, run_b: Run) -> dict[str, Any]:
+def param_diff(run_a: Run, run_b: Run) -> dict[str, Any]:
+    """The parameters of two runs: ``same_protocol``, ``changed`` (``[{name, a, b}]``),
+    ``only_a``/``only_b`` (name to value) and ``unchanged`` (names); the ``params`` of
+    :meth:`Comparison.to_dict`."""
     pa_, pb = run_a.params, run_b.params
     return {
         "same_protocol": run_a.protocol == run_b.protocol,

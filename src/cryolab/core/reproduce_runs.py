@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cryolab.core.compare import _param_diff
+from cryolab.core.compare import param_diff
 from cryolab.core.errors import CryolabError, PluginError, ProtocolNotFoundError
 from cryolab.core.params import InputParam
 from cryolab.core.plugins import registry
@@ -192,7 +192,7 @@ def _changed_params(original: Run, run: Run) -> list[str]:
         inputs = {n for n, p in described.items() if isinstance(p, InputParam)}
     except (PluginError, ProtocolNotFoundError):
         inputs = set()
-    diff = _param_diff(original, run)
+    diff = param_diff(original, run)
     names = {c["name"] for c in diff["changed"]} | set(diff["only_a"]) | set(diff["only_b"])
     return sorted(names - inputs)
 
