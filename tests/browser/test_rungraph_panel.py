@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from score_table import write_scores
 
 from cryolab.core.project import Project, open_project
 from cryolab.server.registry import project_id
@@ -28,8 +29,7 @@ def _panel_installed(lab: Lab) -> bool:
 def graph_project(lab: Lab) -> Any:
     """A project in the lab's folder (so the API serves it): import → subset (finished),
     a sum of a column the table lacks (failed) and a saved subset."""
-    table = lab.root / "scores.csv"
-    table.write_text("score\n" + "".join(f"{i / 10}\n" for i in range(10)))
+    table = write_scores(lab.root, "scores.csv")
     project = open_project(lab.root / "rungraph-project")
     rows = project.run("sets.import_table", files=str(table), label="scores").wait(TIMEOUT)
     subset = project.run("sets.subset", source=rows.out.rows, where="score > 0.45")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from score_table import write_scores
+
 from .conftest import Lab, open_notebook, screenshot
 
 SETUP = """
@@ -55,7 +57,7 @@ def test_bokeh_plot_renders_offline(page: Any, lab: Lab) -> None:
 
 
 def test_run_graph_widget_shows_statuses_live_and_details(page: Any, lab: Lab) -> None:
-    (lab.root / "t.csv").write_text("score\n" + "\n".join(str(i / 10) for i in range(10)) + "\n")
+    write_scores(lab.root)
     cells = [
         "import cryolab\n"
         "project = cryolab.open_project('graph-project')\n"
@@ -81,7 +83,7 @@ def test_run_graph_widget_shows_statuses_live_and_details(page: Any, lab: Lab) -
 
 
 def test_compare_widget_redraws_when_a_run_is_picked(page: Any, lab: Lab) -> None:
-    (lab.root / "t.csv").write_text("score\n" + "\n".join(str(i / 10) for i in range(10)) + "\n")
+    write_scores(lab.root)
     cells = [
         "import cryolab\n"
         "project = cryolab.open_project('compare-project')\n"

@@ -71,16 +71,15 @@ def test_tampered_outputs_differ_naming_them(
 ) -> None:
     from cryolab.em import imageio
 
-    copy = tmp_path / "tampered"
-    shutil.copytree(reproduced_demo, copy)
-    project = open_project(copy, create=False)
-    post = next(r for r in project.runs() if r.protocol == "spa.postprocess")
+    project = _copy(reproduced_demo, tmp_path / "tampered")
+    noise_file = project.path / "noise.mrc"
+    post = _run(project, "spa.postprocess")
     volumes = post.out.volume.load()
     shape = imageio.read_image(volumes[0].path).shape
     noise = np.random.default_rng(1).normal(size=shape).astype(np.float32)
-    imageio.write_mrc(copy / "noise.mrc", noise)
-    _replace(post.out.volume, volumes.with_columns(**{"image.path": [str(copy / "noise.mrc")]}))
-    ctf = next(r for r in project.runs() if r.protocol == "spa.ctf_estimate")
+    imageio.write_mrc(noise_file, noise)
+    _replace(post.out.volume, volumes.with_columns(**{"image.path": [str(noise_file)]}))
+    ctf = _run(project, "spa.ctf_estimate")
     ctfs = ctf.out.ctfs.load()
     _replace(ctf.out.ctfs, ctfs.with_columns(**{"ctf.defocus_u": ctfs["ctf.defocus_u"] * 1.01}))
 
@@ -103,13 +102,11 @@ def test_a_reordered_input_is_named_in_the_run_that_differs_after_it(
     small_demo: Path, reproduced_demo: Path, tmp_path: Path
 ) -> None:
     """Projects from before outputs closed in plan order: the report names the likely cause."""
-    copy = tmp_path / "reordered"
-    shutil.copytree(reproduced_demo, copy)
-    project = open_project(copy, create=False)
-    extract = next(r for r in project.runs() if r.protocol == "spa.extract")
+    project = _copy(reproduced_demo, tmp_path / "reordered")
+    extract = _run(project, "spa.extract")
     particles = extract.out.particles.load()
     _replace(extract.out.particles, particles.take(np.arange(len(particles))[::-1]))
-    classify = next(r for r in project.runs() if r.protocol == "spa.classify_2d")
+    classify = _run(project, "spa.classify_2d")
     assigned = classify.out.particles.load()
     shifted = assigned["transform.psi"] + 90.0
     _replace(classify.out.particles, assigned.with_columns(**{"transform.psi": shifted}))
@@ -134,17 +131,15 @@ def test_statistical_comparison_end_to_end(
 
     for protocol in ("spa.pick", "spa.postprocess"):
         monkeypatch.setattr(registry.get(protocol), "deterministic", False)
-    copy = tmp_path / "statistical"
-    shutil.copytree(reproduced_demo, copy)
-    project = open_project(copy, create=False)
-    pick = next(r for r in project.runs() if r.protocol == "spa.pick")
+    project = _copy(reproduced_demo, tmp_path / "statistical")
+    pick = _run(project, "spa.pick")
     picks = pick.out.coordinates.load()
     rng = np.random.default_rng(8)
     jittered = picks.with_columns(
         **{"coordinate.x": picks["coordinate.x"] + rng.normal(scale=0.5, size=len(picks))}
     )
     _replace(pick.out.coordinates, jittered.take(np.arange(1, len(picks))))  # one pick fewer
-    post = next(r for r in project.runs() if r.protocol == "spa.postprocess")
+    post = _run(project, "spa.postprocess")
     volumes = post.out.volume.load()
     _replace(post.out.volume, volumes.with_columns(uid=new_uids(1)))  # a map drawn anew
 
@@ -162,6 +157,17 @@ def test_statistical_comparison_end_to_end(
     assert volume["items"]["verdict"] == "identical" and volume["items"]["min_fsc"] > 0.99
     assert runs["spa.postprocess"]["verdict"] in PASSING
     assert "statistical" in str(report)
+
+
+def _copy(project_folder: Path, target: Path) -> Project:
+    """A copy of a project folder, opened (tests change copies, never the shared fixtures)."""
+    shutil.copytree(project_folder, target)
+    return open_project(target, create=False)
+
+
+def _run(project: Project, protocol: str) -> Any:
+    """The first run of ``protocol`` in ``project``."""
+    return next(run for run in project.runs() if run.protocol == protocol)
 
 
 def _replace(ref: OutputRef, data: Set) -> None:

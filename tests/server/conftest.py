@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from score_table import write_scores
 from traitlets.config import Config
 
 from cryolab.core.project import Project, open_project
@@ -41,7 +42,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("made")
     data = base / "data"
     data.mkdir()
-    (data / "table.csv").write_text("score\n" + "\n".join(str(i / 10) for i in range(10)) + "\n")
+    write_scores(data, "table.csv")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CRYOLAB_CONFIG", str(base / "cryolab.toml"))
         project = open_project(base / "registered" / "alpha")

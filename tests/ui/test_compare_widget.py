@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from score_table import write_scores
 
 from cryolab.core.errors import CryolabError
 from cryolab.core.project import Project
@@ -14,8 +15,7 @@ TIMEOUT = 60
 
 
 def _runs(project: Project, tmp_path: Path) -> tuple[int, int, int]:
-    (tmp_path / "t.csv").write_text("score\n" + "\n".join(str(i / 10) for i in range(10)) + "\n")
-    rows = project.run("sets.import_table", files=str(tmp_path / "t.csv")).wait(TIMEOUT)
+    rows = project.run("sets.import_table", files=str(write_scores(tmp_path))).wait(TIMEOUT)
     loose = project.run("sets.subset", source=rows.out.rows, where="score > 0.15")
     strict = project.run("sets.subset", source=rows.out.rows, where="score > 0.65")
     loose.wait(TIMEOUT)

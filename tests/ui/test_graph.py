@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from score_table import write_scores
 
 from cryolab.core.project import Project
 from cryolab.ui.graph import RunGraph, layout
@@ -35,8 +36,7 @@ def test_layout_of_an_empty_project() -> None:
 
 
 def table(tmp_path: Path) -> str:
-    (tmp_path / "t.csv").write_text("score\n" + "\n".join(str(i / 10) for i in range(10)) + "\n")
-    return str(tmp_path / "t.csv")
+    return str(write_scores(tmp_path))
 
 
 def wait_until(check, timeout: float = TIMEOUT) -> None:  # type: ignore[no-untyped-def]
